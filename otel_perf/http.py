@@ -1,0 +1,305 @@
+"""ASGI server telemetry: one SERVER span and one duration record per request, nothing else hot.
+
+The middleware is installed around the app by patching the servers and frameworks that build it
+(uvicorn's ``Config.load``, Starlette/FastAPI ``build_middleware_stack``), so an unmodified
+program is covered; a marker in the ASGI scope makes a second layer pass straight through.
+Work that can wait is done at collection time (active requests are a plain dict observed by the
+SDK), and headers are decoded only for the three propagation keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextvars import ContextVar
+from time import perf_counter
+from typing import Any
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import semconv
+
+log = logging.getLogger("otel_perf")
+
+_SCOPE_KEY = "otel_perf.request"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+
+
+class Request:
+    """Per-request state other integrations (database N+1, RUM) hang off."""
+
+    __slots__ = ("span", "method", "route", "on_end", "db")
+
+    def __init__(self, span: trace.Span, method: str):
+        self.span = span
+        self.method = method
+        self.route: str | None = None
+        self.on_end: list[Callable[[Request], None]] = []
+        self.db: Any = None
+
+
+REQUEST: ContextVar[Request | None] = ContextVar("otel_perf.request", default=None)
+
+
+def route_template(scope: dict) -> str | None:
+    """The matched route's template (Starlette/FastAPI), never the raw path; None when unmatched."""
+    route = scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)  # without ":int" convertors
+    if not isinstance(path, str):
+        return None
+    root, app_root = scope.get("root_path", ""), scope.get("app_root_path", scope.get("root_path", ""))
+    if len(root) > len(app_root):  # inside a Mount: its matched prefix, with parameter values put back
+        prefix = root[len(app_root):]
+        params = scope.get("path_params") or {}
+        if params:
+            values = {str(v): k for k, v in params.items()}
+            prefix = "/".join("{%s}" % values[s] if s in values else s for s in prefix.split("/"))
+        return prefix + path
+    return path
+
+
+class _HeaderGetter(Getter):
+    """Reads propagation headers straight from the ASGI header list (keys are lower-case bytes)."""
+
+    def get(self, carrier: list, key: str) -> list[str] | None:
+        wanted = key.encode("latin-1")
+        values = [v.decode("latin-1") for k, v in carrier if k == wanted]
+        return values or None
+
+    def keys(self, carrier: list) -> list[str]:
+        return [k.decode("latin-1") for k, _ in carrier]
+
+
+_GETTER = _HeaderGetter()
+
+
+class _Instruments:
+    """The instruments of one Telemetry; rebuilt when configure() runs in a new process."""
+
+    def __init__(self, telemetry: Any):
+        settings = telemetry.settings
+        self.tracer = telemetry.tracer_provider.get_tracer("otel_perf.http", _version())
+        meter = telemetry.meter_provider.get_meter("otel_perf.http", _version())
+        self.duration = meter.create_histogram(
+            semconv.HTTP_SERVER_DURATION.name,
+            unit=semconv.HTTP_SERVER_DURATION.unit,
+            description=semconv.HTTP_SERVER_DURATION.description,
+            explicit_bucket_boundaries_advisory=list(settings.slo.http_buckets),
+        )
+        self.active: dict[tuple[str, str], int] = {}
+        meter.create_observable_up_down_counter(
+            semconv.HTTP_SERVER_ACTIVE.name,
+            callbacks=[self._observe_active],
+            unit=semconv.HTTP_SERVER_ACTIVE.unit,
+            description=semconv.HTTP_SERVER_ACTIVE.description,
+        )
+        self.server_timing = settings.server_timing
+        self.summary = telemetry.summary
+        self.rum = None
+        if settings.rum:
+            from .rum import RUM
+
+            self.rum = RUM(telemetry)
+
+    def _observe_active(self, options: CallbackOptions) -> list[Observation]:
+        return [
+            Observation(n, {"http.request.method": m, "url.scheme": s}) for (m, s), n in list(self.active.items())
+        ]
+
+
+_active: _Instruments | None = None
+
+
+def install(telemetry: Any) -> None:
+    """Point the middleware at ``telemetry`` and patch the ASGI servers/frameworks (idempotent)."""
+    global _active
+    _active = _Instruments(telemetry)
+    from ._patch import when_imported
+
+    when_imported("uvicorn.config", _patch_uvicorn)
+    when_imported("starlette.applications", _patch_starlette)
+    when_imported("fastapi.applications", _patch_fastapi)
+
+
+def uninstall() -> None:
+    global _active
+    _active = None
+
+
+class OpenTelemetryMiddleware:
+    """ASGI middleware; add it yourself (``app = OpenTelemetryMiddleware(app)``) for other servers."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        instruments = _active
+        if instruments is None or scope["type"] != "http" or _SCOPE_KEY in scope:
+            return await self.app(scope, receive, send)
+        return await _handle(instruments, self.app, scope, receive, send)
+
+
+async def _handle(ins: _Instruments, app: Any, scope: dict, receive: Callable, send: Callable) -> None:
+    rum = ins.rum
+    if rum is not None and scope["path"].startswith(rum.prefix):
+        scope[_SCOPE_KEY] = None
+        return await rum.endpoint(scope, receive, send)
+    start = perf_counter()
+    try:
+        method = scope["method"]
+        if method not in _METHODS:
+            method = "_OTHER"
+        scheme = scope.get("scheme", "http")
+        parent = propagate.extract(scope["headers"], getter=_GETTER)
+        span = ins.tracer.start_span(
+            method,
+            parent,
+            SpanKind.SERVER,
+            {
+                "http.request.method": method,
+                "url.path": scope["path"],
+                "url.scheme": scheme,
+                "network.protocol.version": scope.get("http_version", "1.1"),
+            },
+        )
+        request = Request(span, method)
+        scope[_SCOPE_KEY] = request
+        token = context.attach(trace.set_span_in_context(span, parent))
+        request_token = REQUEST.set(request)
+        key = (method, scheme)
+        ins.active[key] = ins.active.get(key, 0) + 1
+    except Exception:
+        _warn_once("could not start request telemetry")
+        return await app(scope, receive, send)
+
+    status: int | None = None
+
+    async def send_wrapper(message: dict) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            try:
+                status = message["status"]
+                request.route = route_template(scope)
+                if ins.server_timing:
+                    ctx = span.get_span_context()
+                    value = 'traceparent;desc="00-%032x-%016x-%02x"' % (ctx.trace_id, ctx.span_id, ctx.trace_flags)
+                    message = {**message, "headers": [*message.get("headers", ()), (b"server-timing", value.encode())]}
+            except Exception:
+                _warn_once("could not annotate the response")
+        await send(message)
+
+    inner_send = send_wrapper
+    if rum is not None and rum.inject:
+        try:
+            inner_send = rum.wrap_send(scope, send_wrapper)
+        except Exception:
+            _warn_once("could not set up RUM injection")
+    error: BaseException | None = None
+    try:
+        await app(scope, receive, inner_send)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        try:
+            _finish(ins, scope, request, status, error, perf_counter() - start, key)
+        except Exception:
+            _warn_once("could not finish request telemetry")
+            request.span.end()  # never leave a span open (ending twice is a no-op)
+        finally:
+            REQUEST.reset(request_token)
+            context.detach(token)
+
+
+def _finish(ins: _Instruments, scope: dict, request: Request, status: int | None,
+            error: BaseException | None, duration: float, key: tuple[str, str]) -> None:
+    ins.active[key] -= 1
+    span = request.span
+    route = request.route if request.route is not None else route_template(scope)
+    request.route = route
+    attributes: dict[str, Any] = {"http.request.method": key[0], "url.scheme": key[1]}
+    if status is not None:
+        attributes["http.response.status_code"] = status
+        span.set_attribute("http.response.status_code", status)
+    if route is not None:
+        attributes["http.route"] = route
+        span.set_attribute("http.route", route)
+        span.update_name(f"{key[0]} {route}")
+    error_type = None
+    if error is not None and not isinstance(error, GeneratorExit):
+        error_type = type(error).__qualname__
+        span.record_exception(error, escaped=True)
+    elif status is not None and status >= 500:
+        error_type = str(status)
+    if error_type is not None:
+        attributes["error.type"] = error_type
+        span.set_attribute("error.type", error_type)
+        span.set_status(Status(StatusCode.ERROR))
+    ins.duration.record(duration, attributes)
+    for callback in request.on_end:
+        try:
+            callback(request)
+        except Exception:
+            _warn_once("a request-end callback failed")
+    span.end()
+    if ins.summary is not None:
+        ins.summary.request(key[0], route, status if error is None else (status or 500), duration)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(what: str) -> None:
+    if what not in _warned:
+        _warned.add(what)
+        log.warning("otel-perf: %s; the request is served without it", what, exc_info=True)
+
+
+# -- patches that put the middleware around unmodified programs ----------------------------------
+
+
+def _wrap(app: Any) -> Any:
+    return app if isinstance(app, OpenTelemetryMiddleware) else OpenTelemetryMiddleware(app)
+
+
+def _patch_uvicorn(module: Any) -> None:
+    config = module.Config
+    if getattr(config.load, "_otel_perf", False):
+        return
+    original = config.load
+
+    def load(self: Any) -> None:
+        original(self)
+        self.loaded_app = _wrap(self.loaded_app)
+
+    load._otel_perf = True  # type: ignore[attr-defined]
+    config.load = load
+
+
+def _patch_build_stack(cls: Any) -> None:
+    original = cls.__dict__.get("build_middleware_stack")
+    if original is None or getattr(original, "_otel_perf", False):
+        return
+
+    def build_middleware_stack(self: Any) -> Any:
+        return _wrap(original(self))
+
+    build_middleware_stack._otel_perf = True  # type: ignore[attr-defined]
+    cls.build_middleware_stack = build_middleware_stack
+
+
+def _patch_starlette(module: Any) -> None:
+    _patch_build_stack(module.Starlette)
+
+
+def _patch_fastapi(module: Any) -> None:
+    _patch_build_stack(module.FastAPI)

@@ -1,0 +1,77 @@
+"""The metrics otel_perf emits, with the names Prometheus stores them under.
+
+One table that the instrumentation, the generated alert rules and dashboards and the tests all
+read, so a renamed metric cannot silently break a dashboard. Names follow the OpenTelemetry
+semantic conventions where one exists; our own live under ``otel_perf.``.
+
+Prometheus names follow the OTel -> Prometheus translation (dots to underscores, unit suffix,
+``_total`` on counters), which the Python Prometheus exporter and Prometheus 3's OTLP receiver
+(``UnderscoreEscapingWithSuffixes``) share for every unit used here. Gauges with unit ``1`` are
+avoided on purpose: the two translate them differently (``_ratio`` suffix or none).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str
+    kind: str  # counter | updowncounter | histogram | gauge
+    description: str
+
+    @property
+    def prometheus(self) -> str:
+        """The Prometheus metric family name (histograms add _bucket/_sum/_count)."""
+        name = re.sub(r"[^a-zA-Z0-9_:]", "_", self.name)
+        unit = _PROM_UNITS.get(self.unit, "") if not self.unit.startswith("{") else ""
+        if unit and not name.endswith("_" + unit):
+            name += "_" + unit
+        if self.kind == "counter" and not name.endswith("_total"):
+            name += "_total"
+        return name
+
+
+_PROM_UNITS = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": ""}
+
+
+def label(attribute: str) -> str:
+    """The Prometheus label name of an attribute key (``http.route`` -> ``http_route``)."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", attribute)
+
+
+# -- HTTP server (stable semantic conventions) ---------------------------------------------------
+HTTP_SERVER_DURATION = Metric(
+    "http.server.request.duration", "s", "histogram", "Duration of HTTP server requests."
+)
+HTTP_SERVER_ACTIVE = Metric(
+    "http.server.active_requests", "{request}", "updowncounter", "Number of active HTTP server requests."
+)
+
+# -- process / runtime (semantic conventions; emitted by opentelemetry-instrumentation-system-metrics)
+PROCESS_CPU_TIME = Metric("process.cpu.time", "s", "counter", "Total CPU seconds broken down by state.")
+PROCESS_MEMORY_USAGE = Metric("process.memory.usage", "By", "updowncounter", "Resident memory in use.")
+PROCESS_THREAD_COUNT = Metric("process.thread.count", "{thread}", "updowncounter", "Process threads.")
+CPYTHON_GC_COLLECTIONS = Metric(
+    "cpython.gc.collections", "{collection}", "counter", "Garbage collections per generation."
+)
+# The limits the CPU/memory SLA is judged against (cgroup limits, else the machine's).
+PROCESS_CPU_LIMIT = Metric("otel_perf.process.cpu.limit", "{cpu}", "updowncounter", "CPU cores available.")
+PROCESS_MEMORY_LIMIT = Metric("otel_perf.process.memory.limit", "By", "updowncounter", "Memory limit.")
+
+# -- the SDK's own pipeline health (OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED) ------------------------
+SDK_SPANS_EXPORTED = Metric(
+    "otel.sdk.exporter.span.exported", "{span}", "counter", "Spans exported; failed ones carry error.type."
+)
+SDK_SPANS_PROCESSED = Metric(
+    "otel.sdk.processor.span.processed", "{span}", "counter", "Spans processed; dropped ones carry error.type."
+)
+SDK_POINTS_EXPORTED = Metric(
+    "otel.sdk.exporter.metric_data_point.exported", "{data_point}", "counter", "Metric points exported."
+)
+SDK_LOGS_EXPORTED = Metric("otel.sdk.exporter.log.exported", "{log_record}", "counter", "Log records exported.")
+
+ALL: tuple[Metric, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Metric))

@@ -1,0 +1,221 @@
+"""ASGI server telemetry, driven in-process through the real SDK with in-memory exporters."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from opentelemetry.trace import SpanKind, StatusCode
+
+from otel_perf import http
+from otel_perf.semconv import HTTP_SERVER_ACTIVE, HTTP_SERVER_DURATION
+from tests.apps import raw_asgi, starlette_app
+
+
+def get(app, path: str, **kwargs) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.get(path, **kwargs)
+
+    return asyncio.run(go())
+
+
+def server_spans(t):
+    return [s for s in t.spans() if s.kind is SpanKind.SERVER]
+
+
+def test_one_server_span_named_by_route_template(telemetry):
+    t = telemetry()
+    assert get(starlette_app.app, "/items/42").status_code == 200
+    spans = t.spans()
+    assert len(spans) == 1, [s.name for s in spans]  # no internal send/receive spans
+    span = spans[0]
+    assert span.kind is SpanKind.SERVER
+    assert span.name == "GET /items/{item_id}"
+    assert span.attributes["http.route"] == "/items/{item_id}"
+    assert span.attributes["http.request.method"] == "GET"
+    assert span.attributes["http.response.status_code"] == 200
+    assert span.attributes["url.path"] == "/items/42"
+
+
+def test_duration_histogram_has_sla_buckets_and_bounded_labels(telemetry):
+    t = telemetry()
+    for path in ("/fast", "/items/1", "/items/2", "/nope-1", "/nope-2"):
+        get(starlette_app.app, path)
+    points = t.points(HTTP_SERVER_DURATION.name)
+    routes = sorted(str(p.attributes.get("http.route")) for p in points)
+    assert routes == ["/fast", "/items/{item_id}", "None"]  # 404 scans collapse into one series
+    for boundary in (0.05, 0.1, 0.2, 0.5, 1.0, 2.5):
+        assert boundary in points[0].explicit_bounds
+    items = next(p for p in points if p.attributes.get("http.route") == "/items/{item_id}")
+    assert items.count == 2
+    assert set(items.attributes) == {"http.request.method", "url.scheme", "http.response.status_code", "http.route"}
+
+
+def test_slo_override_moves_the_bucket_boundary(telemetry):
+    t = telemetry(slo={"http_latency": 0.3})
+    get(starlette_app.app, "/fast")
+    assert 0.3 in t.points(HTTP_SERVER_DURATION.name)[0].explicit_bounds
+
+
+def test_mounted_route_template_keeps_parameters_out(telemetry):
+    t = telemetry()
+    get(starlette_app.app, "/users/alice/posts/7")
+    (span,) = server_spans(t)
+    assert span.attributes["http.route"] == "/users/{user_id}/posts/{post_id}"
+    assert "alice" not in span.name
+
+
+def test_raw_asgi_app_never_uses_the_path_as_a_label(telemetry):
+    t = telemetry()
+    app = http.OpenTelemetryMiddleware(raw_asgi.app)
+    assert get(app, "/secret/user/123").text == "raw"
+    (span,) = server_spans(t)
+    assert span.name == "GET"
+    assert "http.route" not in span.attributes
+    (point,) = t.points(HTTP_SERVER_DURATION.name)
+    assert "http.route" not in point.attributes
+
+
+def test_5xx_response_sets_error_status(telemetry):
+    t = telemetry()
+    assert get(starlette_app.app, "/unavailable").status_code == 503
+    (span,) = server_spans(t)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "503"
+    (point,) = t.points(HTTP_SERVER_DURATION.name)
+    assert point.attributes["error.type"] == "503"
+
+
+def test_unhandled_exception_is_recorded_and_reaches_the_server_unchanged(telemetry):
+    t = telemetry()
+    app = http.OpenTelemetryMiddleware(starlette_app.app)
+
+    async def call():
+        scope = {"type": "http", "method": "GET", "path": "/boom", "raw_path": b"/boom", "root_path": "",
+                 "scheme": "http", "query_string": b"", "headers": [], "http_version": "1.1",
+                 "server": ("testserver", 80), "client": ("127.0.0.1", 1)}
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        with pytest.raises(RuntimeError, match="^boom$"):
+            await app(scope, receive, send)
+        return sent
+
+    sent = asyncio.run(call())
+    assert sent[0]["status"] == 500
+    (span,) = server_spans(t)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "RuntimeError"
+    assert [e.name for e in span.events] == ["exception"]
+
+
+def test_server_timing_links_the_response_to_the_trace(telemetry):
+    t = telemetry()
+    response = get(starlette_app.app, "/fast")
+    (span,) = server_spans(t)
+    ctx = span.get_span_context()
+    assert response.headers["server-timing"] == f'traceparent;desc="00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"'
+
+
+def test_server_timing_can_be_switched_off(telemetry):
+    telemetry(server_timing=False)
+    assert "server-timing" not in get(starlette_app.app, "/fast").headers
+
+
+def test_incoming_traceparent_is_continued(telemetry):
+    t = telemetry()
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    get(starlette_app.app, "/fast", headers={"traceparent": parent})
+    (span,) = server_spans(t)
+    assert f"{span.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
+    assert f"{span.parent.span_id:016x}" == "b7ad6b7169203331"
+
+
+def test_secrets_in_headers_and_query_are_never_recorded(telemetry):
+    t = telemetry()
+    get(starlette_app.app, "/fast?token=SECRET-QUERY",
+        headers={"authorization": "Bearer SECRET-AUTH", "cookie": "session=SECRET-COOKIE"})
+    recorded = repr([(s.name, dict(s.attributes), [dict(e.attributes or {}) for e in s.events]) for s in t.spans()])
+    recorded += repr([dict(p.attributes) for p in t.points(HTTP_SERVER_DURATION.name)])
+    for secret in ("SECRET-QUERY", "SECRET-AUTH", "SECRET-COOKIE", "token="):
+        assert secret not in recorded
+
+
+def test_fastapi_route_template_and_no_duplicate_middleware(telemetry):
+    t = telemetry()
+    api = FastAPI()
+
+    @api.get("/orders/{order_id}")
+    async def order(order_id: int):
+        return {"id": order_id}
+
+    # Wrapping an already-instrumented app again must not double the telemetry.
+    doubled = http.OpenTelemetryMiddleware(http.OpenTelemetryMiddleware(api))
+    assert get(doubled, "/orders/5").json() == {"id": 5}
+    (span,) = t.spans()
+    assert span.name == "GET /orders/{order_id}"
+    (point,) = t.points(HTTP_SERVER_DURATION.name)
+    assert point.count == 1
+
+
+def test_active_requests_count_in_flight_requests(telemetry):
+    t = telemetry()
+
+    async def go():
+        transport = httpx.ASGITransport(app=starlette_app.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            slow = asyncio.create_task(client.get("/slow", params={"s": "0.5"}))
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                if any(p.value == 1 for p in t.points(HTTP_SERVER_ACTIVE.name)):
+                    break
+            during = [p.value for p in t.points(HTTP_SERVER_ACTIVE.name)]
+            await slow
+            return during
+
+    during = asyncio.run(go())
+    assert during == [1]
+    assert [p.value for p in t.points(HTTP_SERVER_ACTIVE.name)] == [0]
+
+
+def test_unknown_method_is_bounded(telemetry):
+    t = telemetry()
+
+    async def go():
+        transport = httpx.ASGITransport(app=starlette_app.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            await client.request("FOOBAR", "/fast")
+
+    asyncio.run(go())
+    (span,) = server_spans(t)
+    assert span.attributes["http.request.method"] == "_OTHER"
+
+
+def test_broken_telemetry_never_breaks_the_request(telemetry):
+    t = telemetry()
+
+    class Exploding:
+        def record(self, *args, **kwargs):
+            raise RuntimeError("metrics backend exploded")
+
+    http._active.duration = Exploding()
+    response = get(starlette_app.app, "/fast")
+    assert response.status_code == 200 and response.text == "ok"
+    assert [s.name for s in server_spans(t)] == ["GET /fast"]  # ended even though recording failed
+
+
+def test_local_summary_gets_every_request(telemetry):
+    t = telemetry(summary=True)
+    for path in ("/fast", "/fast", "/unavailable", "/nope"):
+        get(starlette_app.app, path)
+    routes = {(r["route"], r["count"], r["errors"]) for r in t.summary.as_dict()["routes"]}
+    assert routes == {("/fast", 2, 0), ("/unavailable", 1, 1), ("(unmatched)", 1, 0)}
