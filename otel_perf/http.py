@@ -56,7 +56,7 @@ def route_template(scope: dict) -> str | None:
         params = scope.get("path_params") or {}
         if params:
             values = {str(v): k for k, v in params.items()}
-            prefix = "/".join("{%s}" % values[s] if s in values else s for s in prefix.split("/"))
+            prefix = "/".join(f"{{{values[s]}}}" if s in values else s for s in prefix.split("/"))
         return prefix + path
     return path
 
@@ -74,6 +74,7 @@ class _HeaderGetter(Getter):
 
 
 _GETTER = _HeaderGetter()
+_PROPAGATION = frozenset({b"traceparent", b"tracestate", b"baggage"})
 
 
 class _Instruments:
@@ -153,17 +154,11 @@ async def _handle(ins: _Instruments, app: Any, scope: dict, receive: Callable, s
         if method not in _METHODS:
             method = "_OTHER"
         scheme = scope.get("scheme", "http")
-        parent = propagate.extract(scope["headers"], getter=_GETTER)
+        headers = scope["headers"]
+        # Most requests carry no trace context: skip the propagators unless a header is there.
+        parent = propagate.extract(headers, getter=_GETTER) if any(k in _PROPAGATION for k, _ in headers) else None
         span = ins.tracer.start_span(
-            method,
-            parent,
-            SpanKind.SERVER,
-            {
-                "http.request.method": method,
-                "url.path": scope["path"],
-                "url.scheme": scheme,
-                "network.protocol.version": scope.get("http_version", "1.1"),
-            },
+            method, parent, SpanKind.SERVER, {"http.request.method": method, "url.path": scope["path"], "url.scheme": scheme}
         )
         request = Request(span, method)
         scope[_SCOPE_KEY] = request
@@ -185,7 +180,7 @@ async def _handle(ins: _Instruments, app: Any, scope: dict, receive: Callable, s
                 request.route = route_template(scope)
                 if ins.server_timing:
                     ctx = span.get_span_context()
-                    value = 'traceparent;desc="00-%032x-%016x-%02x"' % (ctx.trace_id, ctx.span_id, ctx.trace_flags)
+                    value = f'traceparent;desc="00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"'
                     message = {**message, "headers": [*message.get("headers", ()), (b"server-timing", value.encode())]}
             except Exception:
                 _warn_once("could not annotate the response")
@@ -223,10 +218,8 @@ def _finish(ins: _Instruments, scope: dict, request: Request, status: int | None
     attributes: dict[str, Any] = {"http.request.method": key[0], "url.scheme": key[1]}
     if status is not None:
         attributes["http.response.status_code"] = status
-        span.set_attribute("http.response.status_code", status)
     if route is not None:
         attributes["http.route"] = route
-        span.set_attribute("http.route", route)
         span.update_name(f"{key[0]} {route}")
     error_type = None
     if error is not None and not isinstance(error, GeneratorExit):
@@ -236,8 +229,8 @@ def _finish(ins: _Instruments, scope: dict, request: Request, status: int | None
         error_type = str(status)
     if error_type is not None:
         attributes["error.type"] = error_type
-        span.set_attribute("error.type", error_type)
         span.set_status(Status(StatusCode.ERROR))
+    span.set_attributes(attributes)  # one lock round-trip; method/scheme are already set
     ins.duration.record(duration, attributes)
     for callback in request.on_end:
         try:

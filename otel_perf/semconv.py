@@ -62,16 +62,45 @@ CPYTHON_GC_COLLECTIONS = Metric(
 PROCESS_CPU_LIMIT = Metric("otel_perf.process.cpu.limit", "{cpu}", "updowncounter", "CPU cores available.")
 PROCESS_MEMORY_LIMIT = Metric("otel_perf.process.memory.limit", "By", "updowncounter", "Memory limit.")
 
-# -- the SDK's own pipeline health (OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED) ------------------------
+# -- the telemetry pipeline's own health, counted per batch or per drop (never per span) ----------
 SDK_SPANS_EXPORTED = Metric(
     "otel.sdk.exporter.span.exported", "{span}", "counter", "Spans exported; failed ones carry error.type."
 )
 SDK_SPANS_PROCESSED = Metric(
-    "otel.sdk.processor.span.processed", "{span}", "counter", "Spans processed; dropped ones carry error.type."
+    "otel.sdk.processor.span.processed", "{span}", "counter", "Spans dropped before export, by error.type."
 )
-SDK_POINTS_EXPORTED = Metric(
-    "otel.sdk.exporter.metric_data_point.exported", "{data_point}", "counter", "Metric points exported."
+EXPORT_FAILURES = Metric(
+    "otel_perf.exporter.failures", "{export}", "counter", "Failed export calls by signal (traces/metrics/logs)."
 )
-SDK_LOGS_EXPORTED = Metric("otel.sdk.exporter.log.exported", "{log_record}", "counter", "Log records exported.")
+
+# -- database client (stable/development DB semantic conventions; otel_perf.db) --------------------
+DB_CLIENT_DURATION = Metric(
+    "db.client.operation.duration", "s", "histogram", "Duration of database client operations."
+)
+DB_CONNECTION_COUNT = Metric(
+    "db.client.connection.count", "{connection}", "updowncounter", "Pool connections by state (idle/used)."
+)
+DB_CONNECTION_MAX = Metric("db.client.connection.max", "{connection}", "updowncounter", "Pool size limit.")
+DB_CONNECTION_PENDING = Metric(
+    "db.client.connection.pending_requests", "{request}", "updowncounter", "Requests waiting for a connection."
+)
+DB_CONNECTION_WAIT = Metric(
+    "db.client.connection.wait_time", "s", "histogram", "Time to obtain a connection from the pool."
+)
+DB_CONNECTION_TIMEOUTS = Metric(
+    "db.client.connection.timeouts", "{timeout}", "counter", "Pool checkouts that timed out."
+)
+DB_N_PLUS_ONE = Metric(
+    "otel_perf.db.n_plus_one", "{request}", "counter", "Requests that ran one query shape N+ times (N+1)."
+)
+# pg_stat_statements, per normalized statement (deltas between polls, so resets never go negative)
+DB_STATEMENT_CALLS = Metric("otel_perf.db.statement.calls", "{call}", "counter", "pg_stat_statements calls.")
+DB_STATEMENT_TIME = Metric(
+    "otel_perf.db.statement.exec_time", "s", "counter", "pg_stat_statements total execution time."
+)
+DB_STATEMENT_MEAN = Metric(
+    "otel_perf.db.statement.mean_exec_time", "s", "gauge", "Mean execution time since the previous poll."
+)
+DB_STATEMENT_ROWS = Metric("otel_perf.db.statement.rows", "{row}", "counter", "pg_stat_statements rows.")
 
 ALL: tuple[Metric, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Metric))
