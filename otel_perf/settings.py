@@ -115,7 +115,7 @@ class Settings:
     metrics_protocol: str | None = setting("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", None, _PROTOCOLS, "Protocol for metrics.")
     logs_protocol: str | None = setting("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", None, _PROTOCOLS, "Protocol for logs.")
     compression: str | None = setting("OTEL_EXPORTER_OTLP_COMPRESSION", None, _COMPRESSION, "OTLP compression.")
-    timeout: float | None = setting("OTEL_EXPORTER_OTLP_TIMEOUT", None, _number(1), "OTLP export timeout (ms).")
+    timeout: float | None = setting("OTEL_EXPORTER_OTLP_TIMEOUT", None, _number(0.1), "OTLP export timeout in seconds (as the Python exporters read it).")
     traces_exporter: str = setting("OTEL_TRACES_EXPORTER", "otlp", _SPAN_EXPORTERS, "Trace exporter.")
     metrics_exporter: str = setting("OTEL_METRICS_EXPORTER", "otlp", _METRIC_EXPORTERS, "Metric exporter.")
     logs_exporter: str = setting("OTEL_LOGS_EXPORTER", "otlp", _SPAN_EXPORTERS, "Log exporter.")
