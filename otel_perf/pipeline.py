@@ -306,7 +306,7 @@ def _logger_provider(kind: str, settings: Settings, resource: Resource):
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_log_record_processor(BatchLogRecordProcessor(Exporter()))
     set_logger_provider(provider)
-    handler = LoggingHandler(logger_provider=provider)
+    handler = LoggingHandler(level=logging.WARNING, logger_provider=provider)
     handler.addFilter(lambda record: not record.name.startswith(("opentelemetry", "otel_perf")))
     logging.getLogger().addHandler(handler)
     return provider

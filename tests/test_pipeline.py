@@ -32,6 +32,10 @@ def test_spans_and_metrics_arrive_over_otlp(protocol, otlp_http, otlp_grpc):
     for path in ("/items/1", "/items/2", "/unavailable"):
         server.get(path)
     wait_for(lambda: request_counts(receiver, "/items/{item_id}"), timeout=20, what="duration metric")
+    wait_for(lambda: receiver.logs, timeout=20, what="the app's warning as an OTLP log record")
+    record = receiver.logs[0].resource_logs[0].scope_logs[0].log_records[0]
+    assert record.body.string_value == "backend unavailable for /unavailable"
+    assert record.trace_id  # correlated with the request's span
     names = {s.name for s in receiver.spans()}
     assert {"GET /items/{item_id}", "GET /unavailable"} <= names
     resource, point = next((r, p) for r, p in receiver.points(HTTP_SERVER_DURATION.name)
@@ -104,3 +108,28 @@ def test_uvicorn_workers_export_separately(otlp_http):
     assert server.stop()
     workers = {r["service.instance.id"] for r in otlp_http.resources() if r.get("process.pid")}
     assert len({r["service.instance.id"] for r in otlp_http.resources()}) >= 2, workers
+
+
+def test_prometheus_exporter_serves_exact_sla_buckets():
+    import urllib.request
+
+    port = free_port()
+    server = serve(OTEL_METRICS_EXPORTER="prometheus", OTEL_EXPORTER_PROMETHEUS_PORT=str(port),
+                   OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1", OTEL_TRACES_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    for _ in range(3):
+        server.get("/items/1")
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert server.stop()
+    bucket = next(line for line in body.splitlines()
+                  if line.startswith(f"{HTTP_SERVER_DURATION.prometheus}_bucket") and 'le="0.2"' in line
+                  and 'http_route="/items/{item_id}"' in line)
+    assert bucket.endswith(" 3.0")
+    assert "telemetry stays local" not in server.stderr  # nothing was meant to go over OTLP
+
+
+def test_console_exporter_prints_spans():
+    server = serve(OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+                   OTEL_BSP_SCHEDULE_DELAY="100")
+    server.get("/items/4")
+    assert server.stop()
+    assert '"name": "GET /items/{item_id}"' in server.stdout

@@ -1,6 +1,7 @@
 """A small unmodified Starlette app the HTTP tests drive (no otel_perf import)."""
 
 import asyncio
+import logging
 
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -25,6 +26,7 @@ async def boom(request):
 
 
 async def server_error(request):
+    logging.getLogger("app").warning("backend unavailable for %s", request.url.path)
     return PlainTextResponse("nope", status_code=503)
 
 
