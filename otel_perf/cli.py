@@ -34,7 +34,7 @@ class _LazyGroup(click.Group):
             return None
         module, _, attr = target.partition(":")
         try:
-            return getattr(importlib.import_module(module), attr)
+            return getattr(importlib.import_module(module), attr, None)
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.startswith("otel_perf"):
                 return None  # a subcommand this build does not ship

@@ -116,3 +116,10 @@ def test_disabled_instrumentations_are_honoured():
     assert enabled.stdout.strip() == "1"  # the installed urllib instrumentor was discovered
     disabled = run("python", "-c", code, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="urllib")
     assert disabled.stdout.strip() == "0"
+
+
+def test_help_lists_every_subcommand():
+    result = subprocess.run([str(BIN / "otel-perf"), "--help"], capture_output=True, text=True, env=env())
+    assert result.returncode == 0, result.stderr
+    for command in ("run", "validate", "generate", "load", "baseline"):
+        assert f"  {command} " in result.stdout, result.stdout
