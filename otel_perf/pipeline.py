@@ -406,7 +406,7 @@ class _ExportErrorFilter(logging.Filter):
         if record.levelno < logging.WARNING:
             return True
         message = record.getMessage()
-        if message.startswith("Queue full, dropping span"):
+        if message.lower().startswith("queue full, dropping span"):
             HEALTH.spans_dropped += 1
         elif "metric" in message.lower() or "metric" in record.name:
             HEALTH.failures["metrics"] += 1

@@ -133,3 +133,29 @@ def test_console_exporter_prints_spans():
     server.get("/items/4")
     assert server.stop()
     assert '"name": "GET /items/{item_id}"' in server.stdout
+
+
+def test_drops_and_export_failures_are_counted():
+    import re
+    import urllib.request
+
+    from otel_perf.semconv import EXPORT_FAILURES, SDK_SPANS_PROCESSED
+
+    port = free_port()
+    dead = f"http://127.0.0.1:{free_port()}"
+    server = serve(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=dead + "/v1/traces", OTEL_BSP_MAX_QUEUE_SIZE="4",
+                   OTEL_BSP_SCHEDULE_DELAY="100", OTEL_EXPORTER_OTLP_TIMEOUT="1", OTEL_LOGS_EXPORTER="none",
+                   OTEL_METRICS_EXPORTER="prometheus", OTEL_EXPORTER_PROMETHEUS_PORT=str(port),
+                   OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1")
+    assert [server.get("/fast") for _ in range(60)] == [200] * 60
+
+    def counted() -> tuple[float, float]:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        dropped = re.search(rf'^{SDK_SPANS_PROCESSED.prometheus}{{.*error_type="queue_full".*}} (\S+)$', body, re.M)
+        failed = re.search(rf'^{EXPORT_FAILURES.prometheus}{{.*signal="traces".*}} (\S+)$', body, re.M)
+        return float(dropped.group(1)) if dropped else 0.0, float(failed.group(1)) if failed else 0.0
+
+    dropped, failed = wait_for(lambda: all(counted()) and counted(), timeout=20, what="drops and failures counted")
+    assert dropped > 0 and failed >= 1
+    assert server.stop()
+    assert "Traceback" not in server.stderr
