@@ -57,6 +57,8 @@ def _start(settings: Any, entry_points: bool) -> None:
     from . import instrumentations, pipeline
 
     with _lock:
+        if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return  # the specification's off switch: no providers, no instrumentation
         if pipeline.current() is not None or _deferred:
             log.warning("otel-perf: configure() was already called in this process; keeping the first configuration")
             return

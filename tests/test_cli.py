@@ -123,3 +123,10 @@ def test_help_lists_every_subcommand():
     assert result.returncode == 0, result.stderr
     for command in ("run", "validate", "generate", "load", "baseline"):
         assert f"  {command} " in result.stdout, result.stdout
+
+
+def test_sdk_disabled_switches_everything_off():
+    code = "import otel_perf.pipeline as p; print(p.current())"
+    result = run("python", "-c", code, OTEL_SDK_DISABLED="true")
+    assert result.returncode == 0 and result.stdout.strip() == "None", result.stderr
+    assert "telemetry stays local" not in result.stderr
