@@ -1,0 +1,278 @@
+"""`otel-perf validate` on the shipped configs and on deliberately broken copies of them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from otel_perf.validate import components, render_placeholders
+from tests.fixtures.binaries import require
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENT = ROOT / "collector/otelcol-agent.yaml"
+GATEWAY = ROOT / "collector/otelcol-gateway.yaml"
+HELM_AGENT = ROOT / "collector/k8s/values-agent.yaml"
+PROMETHEUS = ROOT / "collector/prometheus/prometheus.yml"
+ALERTMANAGER = ROOT / "collector/alertmanager/alertmanager.yml"
+DATASOURCES = ROOT / "grafana/provisioning/datasources/datasources.yaml"
+COMPOSE = ROOT / "collector/compose.yaml"
+
+
+def otel_perf(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """The installed console script, as a user runs it."""
+    script = Path(sys.executable).with_name("otel-perf")
+    argv = [str(script)] if script.exists() else [sys.executable, "-m", "otel_perf.cli"]
+    return subprocess.run([*argv, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+
+
+def broken_copy(tmp_path: Path, source: Path, edit) -> Path:
+    doc = yaml.safe_load(source.read_text())
+    edit(doc)
+    target = tmp_path / source.name
+    target.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return target
+
+
+@pytest.fixture(autouse=True)
+def _tools():
+    # The Prometheus/Alertmanager checks must really run, not degrade to a warning.
+    require("promtool", "prometheus")
+    require("amtool", "prometheus-alertmanager")
+
+
+def test_shipped_configs_are_valid():
+    proc = otel_perf("validate")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert lines(proc) == []  # not even a warning: the shipped configs use current names only
+
+
+def test_default_paths_cover_every_shipped_config(tmp_path):
+    # Breaking a shipped file in a copy of the tree must make the default run fail.
+    tree = tmp_path / "repo"
+    shutil.copytree(ROOT / "collector", tree / "collector")
+    shutil.copytree(ROOT / "grafana", tree / "grafana")
+    for rel in (
+        "collector/otelcol-agent.yaml",
+        "collector/otelcol-gateway.yaml",
+        "collector/k8s/values-agent.yaml",
+        "collector/k8s/values-gateway.yaml",
+        "collector/prometheus/prometheus.yml",
+        "collector/alertmanager/alertmanager.yml",
+        "collector/compose.yaml",
+        "grafana/provisioning/datasources/datasources.yaml",
+    ):
+        original = (tree / rel).read_text()
+        (tree / rel).write_text(original + "\n: [unbalanced\n")
+        proc = otel_perf("validate", cwd=tree)
+        assert proc.returncode == 1, rel
+        assert any(rel in ln and "invalid YAML" in ln for ln in lines(proc)), (rel, lines(proc))
+        (tree / rel).write_text(original)
+
+
+def test_undefined_exporter(tmp_path):
+    path = broken_copy(
+        tmp_path, AGENT, lambda d: d["service"]["pipelines"]["traces"]["exporters"].append("otlp_grpc/nowhere")
+    )
+    proc = otel_perf("validate", str(path))
+    assert proc.returncode == 1
+    assert lines(proc) == [
+        f"{path}: service.pipelines.traces: exporter 'otlp_grpc/nowhere' is not defined under exporters"
+    ]
+
+
+def test_memory_limiter_not_first(tmp_path):
+    def swap(doc):
+        procs = doc["service"]["pipelines"]["metrics"]["processors"]
+        procs[0], procs[1] = procs[1], procs[0]
+
+    path = broken_copy(tmp_path, AGENT, swap)
+    proc = otel_perf("validate", str(path))
+    assert proc.returncode == 1
+    assert lines(proc) == [f"{path}: service.pipelines.metrics: memory_limiter must be the first processor"]
+
+
+def test_memory_limiter_missing_in_gateway(tmp_path):
+    path = broken_copy(tmp_path, GATEWAY, lambda d: d["service"]["pipelines"]["traces"]["processors"].pop(0))
+    proc = otel_perf("validate", str(path))
+    assert proc.returncode == 1
+    assert lines(proc) == [f"{path}: service.pipelines.traces: memory_limiter must be the first processor"]
+
+
+def test_bad_yaml(tmp_path):
+    path = tmp_path / "otelcol.yaml"
+    path.write_text("receivers:\n  otlp:\n   protocols: [grpc\nservice: {}\n")
+    proc = otel_perf("validate", str(path))
+    assert proc.returncode == 1
+    [line] = lines(proc)
+    assert line.startswith(f"{path}: invalid YAML (line ")
+
+
+def test_unknown_type_unknown_field_and_deprecated_alias(tmp_path):
+    def edit(doc):
+        doc["processors"]["spanmetricz"] = {}
+        doc["service"]["pipelines"]["traces"]["processors"].append("spanmetricz")
+        doc["exporters"]["otlp_grpc/tempo"]["endpoitn"] = "tempo:4317"
+        doc["processors"]["resourcedetection/old"] = {"detectors": ["env"]}
+
+    path = broken_copy(tmp_path, AGENT, edit)
+    proc = otel_perf("validate", str(path))
+    assert proc.returncode == 1
+    version = components()["version"]
+    assert sorted(lines(proc)) == sorted(
+        [
+            f"{path}: processors.spanmetricz: unknown processor type 'spanmetricz' in otelcol-contrib {version}",
+            f"{path}: exporters.otlp_grpc/tempo: unknown field 'endpoitn'",
+            f"{path}: warning: processors.resourcedetection/old: 'resourcedetection' is a deprecated alias, "
+            "use 'resource_detection'",
+        ]
+    )
+
+
+def test_deprecated_alias_alone_is_a_warning(tmp_path):
+    def edit(doc):
+        doc["exporters"]["otlp/tempo"] = doc["exporters"].pop("otlp_grpc/tempo")
+        doc["service"]["pipelines"]["traces"]["exporters"] = ["otlp/tempo"]
+
+    path = broken_copy(tmp_path, AGENT, edit)
+    proc = otel_perf("validate", str(path))
+    assert proc.returncode == 0
+    assert lines(proc) == [f"{path}: warning: exporters.otlp/tempo: 'otlp' is a deprecated alias, use 'otlp_grpc'"]
+
+
+def test_helm_values_config_is_checked(tmp_path):
+    def edit(doc):
+        doc["config"]["service"]["pipelines"]["traces"]["exporters"] = ["loadbalancing_typo"]
+        doc["mode"] = "replicaset"
+
+    path = broken_copy(tmp_path, HELM_AGENT, edit)
+    proc = otel_perf("validate", str(path))
+    assert proc.returncode == 1
+    assert sorted(lines(proc)) == sorted(
+        [
+            f"{path}: mode: 'replicaset' is not daemonset, deployment or statefulset",
+            f"{path}: config.service.pipelines.traces: exporter 'loadbalancing_typo' is not defined under exporters",
+        ]
+    )
+
+
+def test_prometheus_config_goes_through_promtool(tmp_path):
+    path = broken_copy(tmp_path, PROMETHEUS, lambda d: d["global"].update(scrape_interval="fifteen seconds"))
+    proc = otel_perf("validate", str(path))
+    assert proc.returncode == 1
+    assert lines(proc) and all(ln.startswith(f"{path}: promtool: ") for ln in lines(proc))
+    assert "fifteen seconds" in proc.stderr
+
+
+def test_prometheus_rule_files_are_checked_too(tmp_path):
+    shutil.copy(PROMETHEUS, tmp_path / "prometheus.yml")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules/bad.yml").write_text("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: rate(x[5m]\n")
+    proc = otel_perf("validate", str(tmp_path / "prometheus.yml"))
+    assert proc.returncode == 1
+    assert "bad.yml" in proc.stderr
+
+
+def test_alertmanager_config_goes_through_amtool(tmp_path):
+    path = broken_copy(tmp_path, ALERTMANAGER, lambda d: d["route"].update(receiver="nobody"))
+    proc = otel_perf("validate", str(path))
+    assert proc.returncode == 1
+    assert lines(proc) and all(ln.startswith(f"{path}: amtool: ") for ln in lines(proc))
+    assert "nobody" in proc.stderr
+
+
+def test_alertmanager_placeholders_follow_the_environment(tmp_path):
+    text = ALERTMANAGER.read_text()
+    rendered = yaml.safe_load(render_placeholders(text, {"ALERT_WEBHOOK_URL": "https://hooks.example/x"}))
+    urls = {c["url"] for r in rendered["receivers"] for c in r.get("webhook_configs", [])}
+    assert urls == {"https://hooks.example/x"}
+    defaults = yaml.safe_load(render_placeholders(text, {}))
+    assert defaults["global"]["smtp_smarthost"] == "localhost:25"
+    assert defaults["receivers"][1]["slack_configs"][0]["channel"] == "#alerts"
+
+
+def test_entrypoint_renders_like_validate(tmp_path):
+    """The shell entrypoint (what the container runs) and validate's renderer agree."""
+    env = {"PATH": "/usr/bin:/bin", "ALERT_WEBHOOK_URL": "http://127.0.0.1:1/hook?a=b&c=d", "SLACK_CHANNEL": "#perf"}
+    out = tmp_path / "rendered.yml"
+    subprocess.run(
+        ["sh", str(ROOT / "collector/alertmanager/entrypoint.sh"), str(ALERTMANAGER), str(out)],
+        env=env,
+        check=True,
+        timeout=30,
+    )
+    assert out.read_text() == render_placeholders(ALERTMANAGER.read_text(), env)
+    assert "'http://127.0.0.1:1/hook?a=b&c=d'" in out.read_text()
+
+
+def test_grafana_datasource_reference_must_exist(tmp_path):
+    def edit(doc):
+        doc["datasources"][1]["jsonData"]["tracesToMetrics"]["datasourceUid"] = "mimir"
+        doc["datasources"][1]["uid"] = "prometheus"
+
+    path = broken_copy(tmp_path, DATASOURCES, edit)
+    proc = otel_perf("validate", str(path))
+    assert proc.returncode == 1
+    assert sorted(lines(proc)) == sorted(
+        [
+            f"{path}: datasources[0]: duplicate uid 'prometheus'",
+            f"{path}: datasources[1]: duplicate uid 'prometheus'",
+            f"{path}: datasources[0] (Prometheus): datasourceUid 'tempo' is not provisioned here",
+            f"{path}: datasources[0] (Prometheus): datasourceUid 'tempo' is not provisioned here",
+            f"{path}: datasources[1] (Tempo): datasourceUid 'mimir' is not provisioned here",
+        ]
+    )
+
+
+def test_compose_images_pinned_and_ports_local(tmp_path):
+    def edit(doc):
+        doc["services"]["grafana"]["image"] = "grafana/grafana:latest"
+        doc["services"]["prometheus"]["ports"] = ["9090:9090"]
+
+    path = broken_copy(tmp_path, COMPOSE, edit)
+    proc = otel_perf("validate", str(path))
+    assert proc.returncode == 1
+    assert sorted(lines(proc)) == sorted(
+        [
+            f"{path}: services.grafana: image 'grafana/grafana:latest' is not pinned to a version",
+            f"{path}: services.prometheus: port '9090:9090' is published on every interface",
+        ]
+    )
+
+
+def test_missing_path(tmp_path):
+    proc = otel_perf("validate", str(tmp_path / "nope.yaml"))
+    assert proc.returncode == 1
+    assert lines(proc) == [f"{tmp_path / 'nope.yaml'}: no such file or directory"]
+
+
+def test_pinned_versions_agree():
+    """The component list, compose and the Helm values all name the same Collector version."""
+    version = components()["version"]
+    compose = yaml.safe_load(COMPOSE.read_text())
+    assert compose["services"]["otel-collector"]["image"] == f"otel/opentelemetry-collector-contrib:{version}"
+    for values in (ROOT / "collector/k8s").glob("values-*.yaml"):
+        assert yaml.safe_load(values.read_text())["image"]["tag"] == version, values
+
+
+def test_promtool_rule_unit_tests_are_run(tmp_path):
+    (tmp_path / "r.yml").write_text(
+        "groups:\n- name: g\n  rules:\n  - alert: Down\n    expr: up == 0\n    labels: {severity: warning}\n"
+    )
+    unit = 'rule_files: [r.yml]\ntests:\n- interval: 1m\n  input_series:\n  - series: up{job="x"}\n    values: 0x5\n'
+    expect_silent = "  alert_rule_test:\n  - eval_time: 2m\n    alertname: Down\n    exp_alerts: []\n"
+    (tmp_path / "t.yml").write_text(unit + expect_silent)
+    proc = otel_perf("validate", str(tmp_path / "t.yml"))
+    assert proc.returncode == 1  # the alert does fire: the unit test fails
+    assert all(ln.startswith(f"{tmp_path / 't.yml'}: promtool: ") for ln in lines(proc))
+    expect_firing = expect_silent.replace("exp_alerts: []", "exp_alerts: [{exp_labels: {job: x, severity: warning}}]")
+    (tmp_path / "t.yml").write_text(unit + expect_firing)
+    assert otel_perf("validate", str(tmp_path / "t.yml")).returncode == 0
