@@ -103,4 +103,14 @@ DB_STATEMENT_MEAN = Metric(
 )
 DB_STATEMENT_ROWS = Metric("otel_perf.db.statement.rows", "{row}", "counter", "pg_stat_statements rows.")
 
+# -- browser Core Web Vitals, ingested from the RUM beacon (otel_perf.rum) ---------------------------
+WEB_VITAL_LCP = Metric("browser.web_vital.lcp", "s", "histogram", "Largest Contentful Paint of page loads.")
+WEB_VITAL_INP = Metric("browser.web_vital.inp", "s", "histogram", "Interaction to Next Paint of page views.")
+WEB_VITAL_CLS = Metric("browser.web_vital.cls", "1", "histogram", "Cumulative Layout Shift of page views.")
+WEB_VITAL_FCP = Metric("browser.web_vital.fcp", "s", "histogram", "First Contentful Paint of page loads.")
+WEB_VITAL_TTFB = Metric("browser.web_vital.ttfb", "s", "histogram", "Time to First Byte of page loads.")
+RUM_REJECTED = Metric(
+    "otel_perf.rum.rejected", "{rejection}", "counter", "RUM beacons (or values in them) rejected, by reason."
+)
+
 ALL: tuple[Metric, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Metric))

@@ -1,0 +1,119 @@
+"""Per-query cost of database telemetry: bare psycopg vs vanilla PsycopgInstrumentor vs otel-perf.
+
+``SELECT 1`` over one autocommit connection to a throwaway PostgreSQL on 127.0.0.1, N times per
+variant, each variant in its own process (the OpenTelemetry globals are per process), rounds
+interleaved so drift hits every variant alike. Telemetry exports over OTLP/HTTP to a local sink:
+- ``vanilla``: SDK + BatchSpanProcessor + PeriodicExportingMetricReader with OTLP/HTTP exporters
+  and ``PsycopgInstrumentor().instrument()`` (what auto-instrumentation sets up);
+- ``otel-perf``: ``otel_perf.configure()`` to the same endpoint.
+
+Two figures per query: wall time (what the program waits: the headline) and CPU time of the whole
+process (including the exporter threads, so work moved off the query path still counts).
+Usage: ``python benchmarks/bench_db.py [--queries 20000] [--rounds 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+VARIANTS = ("bare", "vanilla", "otel-perf")
+
+
+def child(variant: str, dsn: str, n: int) -> dict:
+    """Runs inside a child process: time N ``SELECT 1`` after instrumenting as ``variant``."""
+    if variant == "otel-perf":
+        import otel_perf
+
+        otel_perf.configure(service_name="bench-db")
+    elif variant == "vanilla":
+        from opentelemetry import metrics, trace
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        resource = Resource.create({"service.name": "bench-db"})
+        tracer_provider = TracerProvider(resource=resource)
+        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(tracer_provider)
+        metrics.set_meter_provider(
+            MeterProvider(resource=resource, metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())])
+        )
+        PsycopgInstrumentor().instrument()
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = conn.cursor()
+        for _ in range(min(n, 2000)):  # warm-up: caches, prepared statement
+            cur.execute("SELECT 1")
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        for _ in range(n):
+            cur.execute("SELECT 1")
+            cur.fetchone()
+        wall = time.perf_counter() - wall0
+        time.sleep(0.5)  # let the exporter threads ship what was queued (counted in CPU time)
+        cpu = time.process_time() - cpu0
+    return {"wall_us": wall / n * 1e6, "cpu_us": cpu / n * 1e6}
+
+
+def run_child(variant: str, dsn: str, n: int, endpoint: str) -> dict:
+    env = dict(os.environ, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_METRIC_EXPORT_INTERVAL="1000",
+               OTEL_PERF_SUMMARY="false")
+    out = subprocess.run([sys.executable, __file__, "--child", variant, dsn, str(n)], env=env,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        variant, dsn, n = args.child
+        print(json.dumps(child(variant, dsn, int(n))))
+        return
+
+    from otel_perf.db.throwaway import start_postgres
+    from tests.fixtures.net import free_port
+
+    port = free_port()
+    sink = subprocess.Popen([sys.executable, str(HERE / "sink.py"), str(port)])
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        with start_postgres() as pg:
+            results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+            for _ in range(args.rounds):
+                for v in VARIANTS:
+                    results[v].append(run_child(v, pg.dsn, args.queries, endpoint))
+    finally:
+        sink.terminate()
+    rows = {v: {k: statistics.median(r[k] for r in results[v]) for k in ("wall_us", "cpu_us")} for v in VARIANTS}
+    print(f"SELECT 1 over one connection, {args.queries} queries x {args.rounds} rounds (medians)")
+    print(f"  {'variant':10s} {'wall µs/query':>14s} {'added':>8s} {'CPU µs/query':>13s} {'added':>8s}")
+    for v in VARIANTS:
+        r, b = rows[v], rows["bare"]
+        print(f"  {v:10s} {r['wall_us']:14.1f} {r['wall_us'] - b['wall_us']:+8.1f} "
+              f"{r['cpu_us']:13.1f} {r['cpu_us'] - b['cpu_us']:+8.1f}")
+    for k, label in (("wall_us", "wall"), ("cpu_us", "CPU")):
+        vanilla = rows["vanilla"][k] - rows["bare"][k]
+        ours = rows["otel-perf"][k] - rows["bare"][k]
+        print(f"  {label}: otel-perf adds {ours / vanilla:.2f}x of what vanilla adds (target <= 0.50)")
+
+
+if __name__ == "__main__":
+    main()
