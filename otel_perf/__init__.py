@@ -91,6 +91,7 @@ def _is_prefork_master() -> bool:
         return False
     try:
         with open(f"/proc/{os.getppid()}/cmdline", "rb") as fh:
-            return b"gunicorn" not in fh.read()
+            parent = fh.read().split(b"\0")[:2]  # interpreter and script, or the script alone
     except OSError:
         return False
+    return not any(os.path.basename(arg) == b"gunicorn" for arg in parent)

@@ -21,6 +21,7 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import semconv
+from .deferred import DeferredHistogram
 
 log = logging.getLogger("otel_perf")
 
@@ -84,13 +85,10 @@ class _Instruments:
         settings = telemetry.settings
         self.tracer = telemetry.tracer_provider.get_tracer("otel_perf.http", _version())
         meter = telemetry.meter_provider.get_meter("otel_perf.http", _version())
-        self.duration = meter.create_histogram(
-            semconv.HTTP_SERVER_DURATION.name,
-            unit=semconv.HTTP_SERVER_DURATION.unit,
-            description=semconv.HTTP_SERVER_DURATION.description,
-            explicit_bucket_boundaries_advisory=list(settings.slo.http_buckets),
-        )
+        self.duration = DeferredHistogram(meter, semconv.HTTP_SERVER_DURATION, settings.slo.http_buckets)
+        self.slow = settings.slo.http_latency
         self.active: dict[tuple[str, str], int] = {}
+        self._series: dict[tuple, dict[str, Any]] = {}
         meter.create_observable_up_down_counter(
             semconv.HTTP_SERVER_ACTIVE.name,
             callbacks=[self._observe_active],
@@ -104,6 +102,25 @@ class _Instruments:
             from .rum import RUM
 
             self.rum = RUM(telemetry)
+
+    def attributes(self, key: tuple[str, str], status: int | None, route: str | None,
+                   error_type: str | None) -> dict[str, Any]:
+        """One shared dict per series: no dict built per request, and the deferred histogram
+        groups queued values by it."""
+        series = (key, status, route, error_type)
+        attributes = self._series.get(series)
+        if attributes is None:
+            attributes = {"http.request.method": key[0], "url.scheme": key[1]}
+            if status is not None:
+                attributes["http.response.status_code"] = status
+            if route is not None:
+                attributes["http.route"] = route
+            if error_type is not None:
+                attributes["error.type"] = error_type
+            if len(self._series) >= 10_000:  # bounded: route templates and codes are, exception types may not be
+                self._series.clear()
+            self._series[series] = attributes
+        return attributes
 
     def _observe_active(self, options: CallbackOptions) -> list[Observation]:
         return [
@@ -215,11 +232,7 @@ def _finish(ins: _Instruments, scope: dict, request: Request, status: int | None
     span = request.span
     route = request.route if request.route is not None else route_template(scope)
     request.route = route
-    attributes: dict[str, Any] = {"http.request.method": key[0], "url.scheme": key[1]}
-    if status is not None:
-        attributes["http.response.status_code"] = status
     if route is not None:
-        attributes["http.route"] = route
         span.update_name(f"{key[0]} {route}")
     error_type = None
     if error is not None and not isinstance(error, GeneratorExit):
@@ -228,10 +241,11 @@ def _finish(ins: _Instruments, scope: dict, request: Request, status: int | None
     elif status is not None and status >= 500:
         error_type = str(status)
     if error_type is not None:
-        attributes["error.type"] = error_type
         span.set_status(Status(StatusCode.ERROR))
+    attributes = ins.attributes(key, status, route, error_type)
     span.set_attributes(attributes)  # one lock round-trip; method/scheme are already set
-    ins.duration.record(duration, attributes)
+    # Slow and failed requests are recorded at once, as exemplars of their trace; the rest wait.
+    ins.duration.record(duration, attributes, context.get_current() if error_type or duration > ins.slow else None)
     for callback in request.on_end:
         try:
             callback(request)

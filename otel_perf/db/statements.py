@@ -16,20 +16,17 @@ result or exception is returned unchanged.
 from __future__ import annotations
 
 import logging
-import os
-import weakref
-from collections import deque
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
-from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from .. import semconv
+from ..deferred import DeferredHistogram
 from .classes import CURRENT as _CLASS
 from .shapes import Shape, shape_of
 
@@ -40,7 +37,6 @@ SLOW_THRESHOLD = "otel_perf.db.slow_threshold"
 QUERY_CLASS = "otel_perf.db.query_class"
 SLOW_EVENT = "otel_perf.db.slow_query"
 N_PLUS_ONE_EVENT = "otel_perf.db.n_plus_one"
-QUEUE_LIMIT = 100_000  # durations waiting for the next metric collection (~10 MB at most)
 STATEMENTS_PER_CONNECTION = 2048  # cache bound; cleared when exceeded
 SHAPES_PER_REQUEST = 1000  # N+1 bookkeeping bound
 _UNSET = Status(StatusCode.UNSET)
@@ -144,18 +140,9 @@ class Recorder:
         self.tracer = telemetry.tracer_provider.get_tracer("otel_perf.db", __version__)
         self.spans = SpanEmitter(self.tracer, __version__)
         meter = telemetry.meter_provider.get_meter("otel_perf.db", __version__)
-        m = semconv.DB_CLIENT_DURATION
-        self.duration = meter.create_histogram(
-            m.name, unit=m.unit, description=m.description,
-            explicit_bucket_boundaries_advisory=list(self.slo.db_buckets),
-        )
+        self.duration = DeferredHistogram(meter, semconv.DB_CLIENT_DURATION, self.slo.db_buckets)
         m = semconv.DB_N_PLUS_ONE
         self.n_plus_one = meter.create_counter(m.name, unit=m.unit, description=m.description)
-        self.queue: deque[tuple[float, dict]] = deque()
-        _RECORDERS.add(self)
-        # An observable with no points of its own: its callback runs at every collection, before
-        # the synchronous instruments are read, so the queued durations land in this export.
-        meter.create_observable_gauge("otel_perf.db.flush", callbacks=[self._drain])
         self.warned = False
 
     # -- the hot path -------------------------------------------------------------------------
@@ -215,11 +202,8 @@ class Recorder:
             metric_attrs = stmt.metric_attrs
             if error is not None:
                 metric_attrs = {**metric_attrs, "error.type": attrs["error.type"]}
-            if slow or len(self.queue) >= QUEUE_LIMIT:
-                context = trace.set_span_in_context(exemplar) if exemplar is not None else None
-                self.duration.record(duration, metric_attrs, context=context)
-            else:
-                self.queue.append((duration, metric_attrs))
+            context = trace.set_span_in_context(exemplar) if slow and exemplar is not None else None
+            self.duration.record(duration, metric_attrs, context)
 
             if self.request_var is not None:
                 request = self.request_var.get()
@@ -283,32 +267,10 @@ class Recorder:
             span["server.port"] = info.port
         return Statement(shape, span, metric, self.slo.slow_threshold(shape.text or shape.summary))
 
-    def _drain(self, options: CallbackOptions) -> list[Observation]:
-        queue, record = self.queue, self.duration.record
-        try:
-            while True:
-                duration, attrs = queue.popleft()
-                record(duration, attrs)
-        except IndexError:
-            pass
-        return []
-
     def warn(self, what: str) -> None:
         if not self.warned:
             self.warned = True
             log.warning("otel-perf: %s; the query ran without telemetry", what, exc_info=True)
-
-
-_RECORDERS: weakref.WeakSet[Recorder] = weakref.WeakSet()
-
-
-def _forget_parent_durations() -> None:
-    """A forked child must not record its parent's queued durations a second time."""
-    for recorder in list(_RECORDERS):
-        recorder.queue.clear()
-
-
-os.register_at_fork(after_in_child=_forget_parent_durations)
 
 
 def _slow_event(threshold: float, duration: float) -> dict[str, float]:
