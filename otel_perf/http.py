@@ -138,6 +138,7 @@ def install(telemetry: Any) -> None:
     from ._patch import when_imported
 
     when_imported("uvicorn.config", _patch_uvicorn)
+    when_imported("uvicorn.server", _patch_uvicorn_shutdown)
     when_imported("starlette.applications", _patch_starlette)
     when_imported("fastapi.applications", _patch_fastapi)
 
@@ -290,6 +291,26 @@ def _patch_uvicorn(module: Any) -> None:
 
     load._otel_perf = True  # type: ignore[attr-defined]
     config.load = load
+
+
+def _patch_uvicorn_shutdown(module: Any) -> None:
+    """Flush when uvicorn has drained its connections: it then re-raises SIGTERM/SIGINT, and a
+    process killed by a signal runs no atexit handler (gunicorn's UvicornWorker included)."""
+    server = module.Server
+    if getattr(server.shutdown, "_otel_perf", False):
+        return
+    original = server.shutdown
+
+    async def shutdown(self: Any, sockets: Any = None) -> None:
+        try:
+            await original(self, sockets)
+        finally:
+            from . import shutdown as flush
+
+            flush()
+
+    shutdown._otel_perf = True  # type: ignore[attr-defined]
+    server.shutdown = shutdown
 
 
 def _patch_build_stack(cls: Any) -> None:

@@ -50,10 +50,13 @@ def test_spans_and_metrics_arrive_over_otlp(protocol, otlp_http, otlp_grpc):
     assert "Traceback" not in server.stderr
 
 
-def test_shutdown_flushes_what_is_queued(otlp_http):
-    # A long batch delay: only the exit flush can deliver these spans.
-    server = serve(OTEL_EXPORTER_OTLP_ENDPOINT=otlp_http.endpoint, OTEL_BSP_SCHEDULE_DELAY="60000",
-                   OTEL_METRIC_EXPORT_INTERVAL="60000")
+@pytest.mark.parametrize("server_kind", ["uvicorn", "gunicorn"])
+def test_shutdown_flushes_what_is_queued(otlp_http, server_kind):
+    # A long batch delay: only the exit flush can deliver these spans (uvicorn then dies of the
+    # re-raised SIGTERM, where atexit handlers never run).
+    extra = ("-w", "2") if server_kind == "gunicorn" else ()
+    server = serve(server=server_kind, extra=extra, OTEL_EXPORTER_OTLP_ENDPOINT=otlp_http.endpoint,
+                   OTEL_BSP_SCHEDULE_DELAY="60000", OTEL_METRIC_EXPORT_INTERVAL="60000")
     for _ in range(3):
         server.get("/items/5")
     assert server.stop()
