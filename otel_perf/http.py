@@ -102,6 +102,7 @@ class _Instruments:
             from .rum import RUM
 
             self.rum = RUM(telemetry)
+            self.rum_root = self.rum.prefix + "/"  # "/_otel/..." but not "/_otelfoo"
 
     def attributes(self, key: tuple[str, str], status: int | None, route: str | None,
                    error_type: str | None) -> dict[str, Any]:
@@ -163,7 +164,7 @@ class OpenTelemetryMiddleware:
 
 async def _handle(ins: _Instruments, app: Any, scope: dict, receive: Callable, send: Callable) -> None:
     rum = ins.rum
-    if rum is not None and scope["path"].startswith(rum.prefix):
+    if rum is not None and (scope["path"].startswith(ins.rum_root) or scope["path"] == rum.prefix):
         scope[_SCOPE_KEY] = None
         return await rum.endpoint(scope, receive, send)
     start = perf_counter()

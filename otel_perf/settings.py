@@ -156,6 +156,9 @@ class Settings:
     rum: bool = setting("OTEL_PERF_RUM", False, _bool, "Serve the Core Web Vitals script and ingest its beacons.")
     rum_prefix: str = setting("OTEL_PERF_RUM_PREFIX", "/_otel", _text, "URL prefix of the RUM script and beacon endpoint.")
     rum_inject: bool = setting("OTEL_PERF_RUM_INJECT", True, _bool, "Insert the RUM `<script>` tag into HTML responses.")
+    rum_rate_limit: float = setting(
+        "OTEL_PERF_RUM_RATE_LIMIT", 120.0, _number(0), "Beacons per minute accepted from one client address (0: no limit)."
+    )
     # -- database (psycopg) -------------------------------------------------------------------------
     db_shape_label: bool = setting(
         "OTEL_PERF_DB_SHAPE_LABEL", False, _bool, "Add the bounded query summary as a metric label."
