@@ -30,3 +30,31 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# The backend stack (Collector, Prometheus, Tempo, Alertmanager, Grafana); needs Docker and GRAFANA_ADMIN_PASSWORD.
+.PHONY: stack-up stack-down
+stack-up:
+	docker compose -f collector/compose.yaml up -d
+
+stack-down:
+	docker compose -f collector/compose.yaml down
+
+# Rebuild the RUM browser script (otel_perf/rum/static/) from rum/package-lock.json; needs npm. The output is committed.
+.PHONY: rum
+rum:
+	cd rum && npm ci --no-audit --no-fund && npm run build
+
+# Per-query cost of the database telemetry (bare psycopg vs vanilla PsycopgInstrumentor vs otel-perf).
+.PHONY: bench-db
+bench-db: venv
+	$(BIN)/python benchmarks/bench_db.py
+
+# The patient-timeline example under `otel-perf run` (throwaway PostgreSQL unless DATABASE_URL is set),
+# ~20 s of Locust traffic, then the SLA summary. Pass options with ARGS, e.g. ARGS="--duration 60".
+run: venv system-deps
+	$(BIN)/python examples/demo.py $(ARGS)
+
+# Regenerate alert rules, dashboards and runbooks from the SLA spec (a test fails when they drift).
+.PHONY: generate
+generate: venv
+	$(BIN)/otel-perf generate
