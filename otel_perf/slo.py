@@ -97,12 +97,17 @@ class SLO:
         good, poor = getattr(self, name), getattr(self, f"{name}_poor")
         return "good" if value <= good else "needs-improvement" if value <= poor else "poor"
 
+    def query_class(self, shape: str, name: str | None = None) -> QueryClass | None:
+        """The class a statement belongs to: the one named, else the first whose pattern matches."""
+        for qc in self.query_classes:
+            if qc.name == name or (qc.pattern and re.search(qc.pattern, shape)):
+                return qc
+        return None
+
     def slow_threshold(self, shape: str, query_class: str | None = None) -> float:
         """The slow threshold for a statement: its class's when it has one, else ``db_slow``."""
-        for qc in self.query_classes:
-            if qc.name == query_class or (qc.pattern and re.search(qc.pattern, shape)):
-                return qc.threshold
-        return self.db_slow
+        qc = self.query_class(shape, query_class)
+        return qc.threshold if qc is not None else self.db_slow
 
 
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)

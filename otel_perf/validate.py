@@ -32,6 +32,7 @@ SHIPPED = (
     "collector/otelcol-gateway.yaml",
     "collector/k8s",
     "collector/prometheus/prometheus.yml",
+    "collector/prometheus/alerts",
     "collector/alertmanager/alertmanager.yml",
     "collector/compose.yaml",
     "grafana/provisioning",

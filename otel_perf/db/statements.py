@@ -100,7 +100,7 @@ class SpanEmitter:
 class Statement:
     """A statement on one database: its shape and prebuilt attribute dicts (shared, never mutated)."""
 
-    __slots__ = ("shape", "span_attrs", "metric_attrs", "threshold", "text_for_class")
+    __slots__ = ("shape", "span_attrs", "metric_attrs", "threshold", "text_for_class", "class_attrs")
 
     def __init__(self, shape: Shape, span_attrs: dict, metric_attrs: dict, threshold: float):
         self.shape = shape
@@ -108,6 +108,13 @@ class Statement:
         self.metric_attrs = metric_attrs
         self.threshold = threshold
         self.text_for_class = shape.text or shape.summary
+        self.class_attrs: dict[str, dict] = {}  # metric attributes inside query_class(name), built once
+
+    def metric_attrs_in(self, query_class: str) -> dict:
+        attrs = self.class_attrs.get(query_class)
+        if attrs is None:
+            attrs = self.class_attrs[query_class] = {**self.metric_attrs, QUERY_CLASS: query_class}
+        return attrs
 
 
 class ConnectionInfo:
@@ -199,7 +206,7 @@ class Recorder:
                 span.end(end_time=end)
                 exemplar = span
 
-            metric_attrs = stmt.metric_attrs
+            metric_attrs = stmt.metric_attrs if query_class is None else stmt.metric_attrs_in(query_class.name)
             if error is not None:
                 metric_attrs = {**metric_attrs, "error.type": attrs["error.type"]}
             context = trace.set_span_in_context(exemplar) if slow and exemplar is not None else None
@@ -259,13 +266,17 @@ class Recorder:
             metric["db.collection.name"] = shape.collection
         if self.shape_label:
             metric["db.query.summary"] = shape.summary
+        pattern_class = self.slo.query_class(shape.text or shape.summary)
+        if pattern_class is not None:  # a bounded label: one value per configured class
+            metric[QUERY_CLASS] = pattern_class.name
         span = {**metric, "db.query.summary": shape.summary}
         if shape.text:
             span["db.query.text"] = shape.text
         if info.host:
             span["server.address"] = info.host
             span["server.port"] = info.port
-        return Statement(shape, span, metric, self.slo.slow_threshold(shape.text or shape.summary))
+        threshold = pattern_class.threshold if pattern_class is not None else self.slo.db_slow
+        return Statement(shape, span, metric, threshold)
 
     def warn(self, what: str) -> None:
         if not self.warned:
