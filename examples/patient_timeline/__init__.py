@@ -1,0 +1,1 @@
+"""The patient timeline example service (see docs/example.md)."""
