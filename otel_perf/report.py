@@ -169,11 +169,12 @@ def render(data: dict[str, Any], stream: Any) -> None:
     if data["queries"]:
         table = Table(title="query shapes (slowest first)",
                       caption=f"slow > {_ms(sla['db_slow'])} (or its class threshold), mean budget {_ms(sla['db_mean'])}")
-        for column in ("query", "calls", "mean", "p95", "max", "slow"):
-            table.add_column(column, justify="left" if column == "query" else "right", overflow="fold")
+        table.add_column("query", overflow="ellipsis", no_wrap=True, max_width=72)
+        for column in ("calls", "mean", "p95", "max", "slow"):
+            table.add_column(column, justify="right")
         for q in data["queries"][:10]:
             slow = f"[red]{q['slow']}[/]" if q["slow"] else "0"
-            table.add_row(q["shape"][:80], str(q["count"]), _ms(q["mean"]), _ms(q["p95"]), _ms(q["max"]), slow)
+            table.add_row(q["shape"], str(q["count"]), _ms(q["mean"]), _ms(q["p95"]), _ms(q["max"]), slow)
         console.print(table)
     for s in data["n_plus_one"]:
         console.print(f"[yellow]N+1 suspect[/]: {s['route']} ran `{s['shape'][:80]}` up to {s['max_count']} times "
