@@ -6,6 +6,7 @@ a meta-path hook patches each one the moment the program imports it.
 
 from __future__ import annotations
 
+import functools
 import importlib.abc
 import importlib.util
 import logging
@@ -13,6 +14,7 @@ import sys
 import threading
 from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 log = logging.getLogger("otel_perf")
 _hooks: dict[str, list[Callable[[ModuleType], None]]] = {}
@@ -29,6 +31,27 @@ def when_imported(name: str, patch: Callable[[ModuleType], None]) -> None:
                 sys.meta_path.insert(0, _Finder())
             return
     _apply(patch, module)
+
+
+Originals = list[tuple[type, str, Any]]
+
+
+def wrap(cls: type, name: str, wrapper: Callable[[Any], Any], originals: Originals) -> None:
+    """Replace ``cls.name`` by ``wrapper(original)`` unless already wrapped; remember the original."""
+    original = cls.__dict__.get(name)
+    if original is None or getattr(original, "_otel_perf", False):
+        return
+    wrapped = functools.wraps(original)(wrapper(original))
+    wrapped._otel_perf = True
+    setattr(cls, name, wrapped)
+    originals.append((cls, name, original))
+
+
+def restore(originals: Originals) -> None:
+    """Put back every method ``wrap`` replaced, newest first."""
+    while originals:
+        cls, name, original = originals.pop()
+        setattr(cls, name, original)
 
 
 def _apply(patch: Callable[[ModuleType], None], module: ModuleType) -> None:

@@ -21,6 +21,7 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import semconv
+from ._patch import Originals, when_imported, wrap
 from .deferred import DeferredHistogram
 
 log = logging.getLogger("otel_perf")
@@ -136,7 +137,6 @@ def install(telemetry: Any) -> None:
     """Point the middleware at ``telemetry`` and patch the ASGI servers/frameworks (idempotent)."""
     global _active
     _active = _Instruments(telemetry)
-    from ._patch import when_imported
 
     when_imported("uvicorn.config", _patch_uvicorn)
     when_imported("uvicorn.server", _patch_uvicorn_shutdown)
@@ -280,27 +280,20 @@ def _wrap(app: Any) -> Any:
     return app if isinstance(app, OpenTelemetryMiddleware) else OpenTelemetryMiddleware(app)
 
 
-def _patch_uvicorn(module: Any) -> None:
-    config = module.Config
-    if getattr(config.load, "_otel_perf", False):
-        return
-    original = config.load
+_ORIGINALS: Originals = []  # kept for good: the middleware passes through once uninstalled
 
+
+def _load(original: Any) -> Any:
     def load(self: Any) -> None:
         original(self)
         self.loaded_app = _wrap(self.loaded_app)
 
-    load._otel_perf = True  # type: ignore[attr-defined]
-    config.load = load
+    return load
 
 
-def _patch_uvicorn_shutdown(module: Any) -> None:
+def _shutdown(original: Any) -> Any:
     """Flush when uvicorn has drained its connections: it then re-raises SIGTERM/SIGINT, and a
     process killed by a signal runs no atexit handler (gunicorn's UvicornWorker included)."""
-    server = module.Server
-    if getattr(server.shutdown, "_otel_perf", False):
-        return
-    original = server.shutdown
 
     async def shutdown(self: Any, sockets: Any = None) -> None:
         try:
@@ -310,25 +303,27 @@ def _patch_uvicorn_shutdown(module: Any) -> None:
 
             flush()
 
-    shutdown._otel_perf = True  # type: ignore[attr-defined]
-    server.shutdown = shutdown
+    return shutdown
 
 
-def _patch_build_stack(cls: Any) -> None:
-    original = cls.__dict__.get("build_middleware_stack")
-    if original is None or getattr(original, "_otel_perf", False):
-        return
-
+def _build_middleware_stack(original: Any) -> Any:
     def build_middleware_stack(self: Any) -> Any:
         return _wrap(original(self))
 
-    build_middleware_stack._otel_perf = True  # type: ignore[attr-defined]
-    cls.build_middleware_stack = build_middleware_stack
+    return build_middleware_stack
+
+
+def _patch_uvicorn(module: Any) -> None:
+    wrap(module.Config, "load", _load, _ORIGINALS)
+
+
+def _patch_uvicorn_shutdown(module: Any) -> None:
+    wrap(module.Server, "shutdown", _shutdown, _ORIGINALS)
 
 
 def _patch_starlette(module: Any) -> None:
-    _patch_build_stack(module.Starlette)
+    wrap(module.Starlette, "build_middleware_stack", _build_middleware_stack, _ORIGINALS)
 
 
 def _patch_fastapi(module: Any) -> None:
-    _patch_build_stack(module.FastAPI)
+    wrap(module.FastAPI, "build_middleware_stack", _build_middleware_stack, _ORIGINALS)

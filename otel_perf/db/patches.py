@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager, contextmanager
 from time import time_ns
 from typing import Any
 
+from .._patch import restore, wrap
 from . import statements
 
 ACTIVE: statements.Recorder | None = None
@@ -217,19 +218,8 @@ def patch_psycopg(psycopg: Any) -> None:
     ]
     for cls, methods in plan:
         for name, wrapper in methods.items():
-            original = cls.__dict__.get(name)
-            if original is None or getattr(original, "_otel_perf", False):
-                continue
-            wrapped = wrapper(original)
-            wrapped._otel_perf = True
-            wrapped.__wrapped__ = original
-            wrapped.__name__ = name
-            wrapped.__doc__ = original.__doc__
-            setattr(cls, name, wrapped)
-            _ORIGINALS.append((cls, name, original))
+            wrap(cls, name, wrapper, _ORIGINALS)
 
 
 def unpatch() -> None:
-    while _ORIGINALS:
-        cls, name, original = _ORIGINALS.pop()
-        setattr(cls, name, original)
+    restore(_ORIGINALS)

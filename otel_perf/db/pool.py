@@ -14,6 +14,7 @@ from typing import Any
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from .. import semconv
+from .._patch import restore, wrap
 
 POOL_NAME = "db.client.connection.pool.name"
 STATE = "db.client.connection.state"
@@ -128,17 +129,8 @@ def patch_pool(psycopg_pool: Any) -> None:
              for cls in (psycopg_pool.AsyncConnectionPool, getattr(psycopg_pool, "AsyncNullConnectionPool", None))
              if cls]
     for cls, name, wrapper in plan:
-        original = cls.__dict__.get(name)
-        if original is None or getattr(original, "_otel_perf", False):
-            continue
-        wrapped = wrapper(original)
-        wrapped._otel_perf = True
-        wrapped.__wrapped__ = original
-        setattr(cls, name, wrapped)
-        _ORIGINALS.append((cls, name, original))
+        wrap(cls, name, wrapper, _ORIGINALS)
 
 
 def unpatch() -> None:
-    while _ORIGINALS:
-        cls, name, original = _ORIGINALS.pop()
-        setattr(cls, name, original)
+    restore(_ORIGINALS)
