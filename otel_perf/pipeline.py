@@ -16,7 +16,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -40,7 +40,6 @@ class Telemetry:
     local: bool
     summary: Any = None  # report.Summary in local mode (or when OTEL_PERF_SUMMARY=true)
     logger_provider: Any = None
-    exporters: dict[str, str] = field(default_factory=dict)  # signal -> "otlp (grpc)" | "prometheus" | ...
 
 
 _current: Telemetry | None = None
@@ -85,7 +84,7 @@ def start(settings: Settings) -> Telemetry:
         from .report import Summary
 
         summary = Summary(settings.slo, service=resource.attributes.get("service.name", ""))
-    _current = Telemetry(settings, tracer_provider, meter_provider, local, summary, logger_provider, exporters)
+    _current = Telemetry(settings, tracer_provider, meter_provider, local, summary, logger_provider)
     HEALTH.observe(meter_provider)
     _quiet_export_errors()
     atexit.register(_at_exit)
