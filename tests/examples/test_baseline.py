@@ -84,7 +84,7 @@ def test_cli_save_check_reports(tmp_path, monkeypatch):
     assert runner.invoke(cli, ["check", base]).exit_code == 2  # no source given
 
 
-def _drive(users: int = 4, requests: int = 160, scenario: Path = GATE_SCENARIO):
+def _drive(users: int = 2, requests: int = 140, scenario: Path = GATE_SCENARIO):
     def drive(url: str) -> None:
         subprocess.run([OTEL_PERF, "load", str(scenario), "--url", url, "--users", str(users), "--requests",
                         str(requests), "--duration", "60", "--seed", "1"], check=True, capture_output=True)
@@ -96,7 +96,9 @@ def _drive(users: int = 4, requests: int = 160, scenario: Path = GATE_SCENARIO):
 # timeline p95 8.9-12 ms (it has reached +9 ms under heavier contention), hence a 20 ms tolerance
 # instead of the 10 ms default. Threshold and minimum samples are the defaults (20 %, 20). When the
 # other suites saturate the cores, even the report route's p95 has moved +38 % between identical runs
-# (its statement's mean only +7 %): hence the confirming rerun below.
+# (its statement's mean only +7 %): hence the confirming rerun below, and only two users, so the
+# report route's p95 is its pg_sleep plus little queueing (with four, a noisy baseline once hid the
+# injected +50 % under the 20 % threshold in CI).
 GATE = ["--tolerance", "0.02"]
 
 
@@ -105,7 +107,7 @@ def test_gate_passes_an_unchanged_rerun_and_fails_a_50_percent_slowdown(timeline
     baseline = tmp_path / "baseline.json"
     subprocess.run([OTEL_PERF, "baseline", "save", str(baseline), "--from-summary", str(tmp_path / "first.json")],
                    check=True, capture_output=True)
-    assert json.loads(baseline.read_text())["routes"][SLOW_ROUTE]["count"] >= 50
+    assert json.loads(baseline.read_text())["routes"][SLOW_ROUTE]["count"] >= 40
 
     for _attempt in range(2):  # a regression must reproduce: one confirming rerun, as docs advise for CI
         run_example(timeline_dsn, tmp_path / "same.json", _drive())
