@@ -44,9 +44,13 @@ stack-down:
 rum:
 	cd rum && npm ci --no-audit --no-fund && npm run build
 
-# Per-query cost of the database telemetry (bare psycopg vs vanilla PsycopgInstrumentor vs otel-perf).
-.PHONY: bench-db
-bench-db: venv
+# Overhead against bare and vanilla OpenTelemetry: per request (HTTP, with wrk under uvicorn when
+# installed: apt-get install wrk) and per query (psycopg). Figures go to README.md.
+.PHONY: bench bench-db
+bench: venv system-deps bench-db
+	$(BIN)/python benchmarks/bench_http.py
+
+bench-db: venv system-deps
 	$(BIN)/python benchmarks/bench_db.py
 
 # The patient-timeline example under `otel-perf run` (throwaway PostgreSQL unless DATABASE_URL is set),
