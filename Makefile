@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
-SYSTEM_PACKAGES := postgresql postgresql-contrib prometheus prometheus-alertmanager chromium
+SYSTEM_PACKAGES := python3-venv postgresql postgresql-contrib prometheus prometheus-alertmanager chromium
 
 .PHONY: run test venv system-deps lint bench clean
 
@@ -22,7 +22,7 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-test: venv system-deps
+test: system-deps venv
 	$(BIN)/pytest
 
 lint: venv
@@ -55,7 +55,7 @@ bench-db: venv system-deps
 
 # The patient-timeline example under `otel-perf run` (throwaway PostgreSQL unless DATABASE_URL is set),
 # ~20 s of Locust traffic, then the SLA summary. Pass options with ARGS, e.g. ARGS="--duration 60".
-run: venv system-deps
+run: system-deps venv
 	$(BIN)/python examples/demo.py $(ARGS)
 
 # Regenerate alert rules, dashboards and runbooks from the SLA spec (a test fails when they drift).
