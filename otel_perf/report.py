@@ -8,6 +8,7 @@ count, error %, p50/p95/p99 and a verdict against the SLA; the slowest query sha
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import sys
@@ -49,8 +50,8 @@ class _Series:
         ordered = sorted(self.samples)
         if not ordered:
             return {"p50": 0.0, "p95": 0.0, "p99": 0.0}
-        pick = lambda q: ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.999999) - 1))]  # noqa: E731
-        return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99)}
+        n = len(ordered)  # nearest rank: the ceil(q * n)-th smallest sample
+        return {f"p{round(q * 100)}": ordered[max(0, math.ceil(q * n) - 1)] for q in (0.50, 0.95, 0.99)}
 
 
 class Summary:
