@@ -39,7 +39,7 @@ stack-up:
 stack-down:
 	docker compose -f collector/compose.yaml down
 
-# Rebuild the RUM browser script (otel_perf/rum/static/) from rum/package-lock.json; needs npm. The output is committed.
+# Rebuild the RUM browser script (otel_perf/_internal/integrations/rum/static/) from rum/package-lock.json; needs npm. The output is committed.
 .PHONY: rum
 rum:
 	cd rum && npm ci --no-audit --no-fund && npm run build

@@ -75,7 +75,7 @@ def main() -> None:
         print(json.dumps(child(variant, dsn, int(n))))
         return
 
-    from otel_perf.db.throwaway import start_postgres
+    from examples.throwaway_postgres import start_postgres
     from tests.fixtures.net import free_port
 
     port = free_port()

@@ -29,8 +29,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 sys.path.insert(0, str(HERE))
 
 from patient_timeline.seed import seed  # noqa: E402
-
-from otel_perf.db.throwaway import start_postgres  # noqa: E402
+from throwaway_postgres import start_postgres  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         env.update(DATABASE_URL=dsn, PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
         env.setdefault("OTEL_SERVICE_NAME", "patient-timeline")
         env.setdefault("OTEL_PERF_SUMMARY", "true")  # the summary even when a Collector is listening
-        if importlib.util.find_spec("otel_perf.rum"):  # Core Web Vitals from the HTML page
+        if importlib.util.find_spec("otel_perf._internal.integrations.rum"):  # Core Web Vitals from the HTML page
             env.setdefault("OTEL_PERF_RUM", "true")
         if args.summary_json:
             env["OTEL_PERF_SUMMARY_FILE"] = os.path.abspath(args.summary_json)

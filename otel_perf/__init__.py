@@ -6,30 +6,66 @@ flush early. Everything else is configuration: see the README's settings table.
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
-import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from otel_perf._internal import VERSION as __version__
+from otel_perf._internal.config.errors import ConfigError
 
-__version__ = "0.1.0"
-__all__ = ["configure", "shutdown", "ConfigError", "__version__"]
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.metrics.view import View
+    from opentelemetry.sdk.trace import SpanProcessor
 
-log = logging.getLogger("otel_perf")
-_lock = threading.Lock()
-_deferred = False
+    from otel_perf._internal.integrations.asgi.middleware import OtelPerfMiddleware
+    from otel_perf._internal.query_classes import query_class
+
+__all__ = ["configure", "shutdown", "ConfigError", "query_class", "OtelPerfMiddleware", "__version__"]
 
 
 def configure(
     *,
+    # OpenTelemetry SDK settings: each defaults to its OTEL_* variable (see the README's table).
     service_name: str | None = None,
+    resource_attributes: Mapping[str, str] | str | None = None,
     endpoint: str | None = None,
-    slo: Mapping[str, Any] | None = None,
+    protocol: str | None = None,
+    traces_protocol: str | None = None,
+    metrics_protocol: str | None = None,
+    logs_protocol: str | None = None,
+    compression: str | None = None,
+    timeout: float | None = None,
+    traces_exporter: str | None = None,
+    metrics_exporter: str | None = None,
+    logs_exporter: str | None = None,
+    sampler: str | None = None,
+    sampler_arg: float | None = None,
+    metric_export_interval: float | None = None,
+    bsp_schedule_delay: float | None = None,
+    bsp_max_queue_size: int | None = None,
+    bsp_max_export_batch_size: int | None = None,
+    disabled_instrumentations: Sequence[str] | str | None = None,
+    semconv_opt_in: str | None = None,
+    # otel-perf's own: each defaults to its OTEL_PERF_* variable.
+    config: str | None = None,
+    summary: str | None = None,
+    summary_file: str | None = None,
+    server_timing: bool | None = None,
+    shutdown_timeout: float | None = None,
     rum: bool | None = None,
-    **settings: Any,
+    rum_prefix: str | None = None,
+    rum_inject: bool | None = None,
+    rum_rate_limit: float | None = None,
+    db_shape_label: bool | None = None,
+    db_sqlcommenter: bool | None = None,
+    db_stat_statements_dsn: str | None = None,
+    db_stat_statements_interval: float | None = None,
+    db_stat_statements_top: int | None = None,
+    slo: Mapping[str, Any] | None = None,
+    # Your own SDK components, added beside otel-perf's.
+    span_processors: Sequence[SpanProcessor] = (),
+    metric_readers: Sequence[MetricReader] = (),
+    views: Sequence[View] = (),
 ) -> None:
     """Set up traces, metrics and logs and instrument the program.
 
@@ -37,61 +73,31 @@ def configure(
     file (``config=`` or ``OTEL_PERF_CONFIG``). Raises ConfigError for invalid values. Calling it
     again is harmless: the first configuration stays and a warning says so.
     """
-    from .settings import Settings
+    options = {k: v for k, v in locals().items() if k not in ("span_processors", "metric_readers", "views")}
+    from otel_perf._internal import lifecycle
+    from otel_perf._internal.config.settings import Settings
 
-    options = dict(settings, service_name=service_name, endpoint=endpoint, slo=slo, rum=rum)
-    _start(Settings.resolve(options), entry_points=True)
+    lifecycle.start(Settings.resolve(options), span_processors=span_processors, metric_readers=metric_readers,
+                    views=views)
 
 
 def shutdown(timeout: float | None = None) -> None:
     """Flush and stop telemetry (bounded by ``timeout`` s, default OTEL_PERF_SHUTDOWN_TIMEOUT)."""
-    from . import instrumentations, pipeline
+    from otel_perf._internal import lifecycle
 
-    with _lock:
-        instrumentations.uninstall()
-        pipeline.shutdown(timeout)
+    lifecycle.shutdown(timeout)
 
 
-def _start(settings: Any, entry_points: bool) -> None:
-    global _deferred
-    from . import instrumentations, pipeline
-
-    with _lock:
-        if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-            return  # the specification's off switch: no providers, no instrumentation
-        if pipeline.current() is not None or _deferred:
-            log.warning("otel-perf: configure() was already called in this process; keeping the first configuration")
-            return
-        if _is_prefork_master():
-            # gunicorn's master serves nothing: start in each worker, so workers never share
-            # exporter threads, counts or a service.instance.id with the master.
-            _deferred = True
-            pipeline.plan_announcement(settings)
-            os.register_at_fork(after_in_child=lambda: _start_in_worker(settings, entry_points))
-            return
-        telemetry = pipeline.start(settings)
-        instrumentations.install(telemetry, entry_points=entry_points)
+# Imported on first use: `import otel_perf` (and so `otel-perf run`) stays cheap at start-up.
+_LAZY = {
+    "OtelPerfMiddleware": "otel_perf._internal.integrations.asgi.middleware",
+    "query_class": "otel_perf._internal.query_classes",
+}
 
 
-def _start_in_worker(settings: Any, entry_points: bool) -> None:
-    global _deferred, _lock
-    if not _deferred:
-        return
-    _deferred = False
-    _lock = threading.Lock()
-    try:
-        _start(settings, entry_points)
-    except Exception:
-        log.warning("otel-perf: could not start telemetry in worker %d", os.getpid(), exc_info=True)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
 
-
-def _is_prefork_master() -> bool:
-    """True in a gunicorn master process (its parent is not gunicorn; its workers' parent is)."""
-    if not sys.argv or os.path.basename(sys.argv[0]) != "gunicorn":
-        return False
-    try:
-        with open(f"/proc/{os.getppid()}/cmdline", "rb") as fh:
-            parent = fh.read().split(b"\0")[:2]  # interpreter and script, or the script alone
-    except OSError:
-        return False
-    return not any(os.path.basename(arg) == b"gunicorn" for arg in parent)
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'otel_perf' has no attribute {name!r}")

@@ -1,8 +1,8 @@
-// Reproducible build of otel_perf/rum/static/rum.js (+ its licence file) from package-lock.json.
+// Reproducible build of otel_perf/_internal/integrations/rum/static/rum.js (+ its licence file) from package-lock.json.
 import {build} from 'esbuild';
 import {readFileSync, writeFileSync} from 'node:fs';
 
-const out = new URL('../otel_perf/rum/static/', import.meta.url);
+const out = new URL('../otel_perf/_internal/integrations/rum/static/', import.meta.url);
 const vitals = JSON.parse(readFileSync(new URL('node_modules/web-vitals/package.json', import.meta.url)));
 
 await build({

@@ -57,7 +57,7 @@ def test_bad_configuration_from_configure_in_code_is_one_line_too():
 
 def test_configure_twice_is_harmless():
     code = (
-        "import otel_perf, otel_perf.pipeline as p\n"
+        "import otel_perf, otel_perf._internal.sdk.providers as p\n"
         "otel_perf.configure(service_name='a')\n"
         "first = p.current()\n"
         "otel_perf.configure(service_name='b')\n"
@@ -92,7 +92,7 @@ def test_local_mode_announces_itself_and_prints_the_summary_at_exit(tmp_path):
 
 def test_opentelemetry_instrument_uses_the_otel_perf_distro():
     code = (
-        "import otel_perf.pipeline as p; t = p.current();"
+        "import otel_perf._internal.sdk.providers as p; t = p.current();"
         "print(type(t).__name__, t.settings.semconv_opt_in, t.local)"
     )
     result = subprocess.run([str(BIN / "opentelemetry-instrument"), "python", "-c", code], env=env(),
@@ -103,7 +103,7 @@ def test_opentelemetry_instrument_uses_the_otel_perf_distro():
 
 def test_disabled_instrumentations_are_honoured():
     code = (
-        "import urllib.request, otel_perf.pipeline as p\n"
+        "import urllib.request, otel_perf._internal.sdk.providers as p\n"
         "from opentelemetry.sdk.trace.export import SimpleSpanProcessor\n"
         "from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter\n"
         "e = InMemorySpanExporter(); p.current().tracer_provider.add_span_processor(SimpleSpanProcessor(e))\n"
@@ -126,7 +126,7 @@ def test_help_lists_every_subcommand():
 
 
 def test_sdk_disabled_switches_everything_off():
-    code = "import otel_perf.pipeline as p; print(p.current())"
+    code = "import otel_perf._internal.sdk.providers as p; print(p.current())"
     result = run("python", "-c", code, OTEL_SDK_DISABLED="true")
     assert result.returncode == 0 and result.stdout.strip() == "None", result.stderr
     assert "telemetry stays local" not in result.stderr

@@ -8,8 +8,8 @@ import threading
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from otel_perf import deferred
-from otel_perf.semconv import HTTP_SERVER_DURATION
+from otel_perf._internal.catalogue import HTTP_SERVER_DURATION
+from otel_perf._internal.sdk import deferred
 
 
 def setup():

@@ -9,8 +9,9 @@ import pytest
 from fastapi import FastAPI
 from opentelemetry.trace import SpanKind, StatusCode
 
-from otel_perf import http
-from otel_perf.semconv import HTTP_SERVER_ACTIVE, HTTP_SERVER_DURATION
+from otel_perf import OtelPerfMiddleware
+from otel_perf._internal.catalogue import HTTP_SERVER_ACTIVE, HTTP_SERVER_DURATION
+from otel_perf._internal.integrations import asgi as http
 from tests.apps import raw_asgi, starlette_app
 
 
@@ -71,7 +72,7 @@ def test_mounted_route_template_keeps_parameters_out(telemetry):
 
 def test_raw_asgi_app_never_uses_the_path_as_a_label(telemetry):
     t = telemetry()
-    app = http.OpenTelemetryMiddleware(raw_asgi.app)
+    app = OtelPerfMiddleware(raw_asgi.app)
     assert get(app, "/secret/user/123").text == "raw"
     (span,) = server_spans(t)
     assert span.name == "GET"
@@ -92,7 +93,7 @@ def test_5xx_response_sets_error_status(telemetry):
 
 def test_unhandled_exception_is_recorded_and_reaches_the_server_unchanged(telemetry):
     t = telemetry()
-    app = http.OpenTelemetryMiddleware(starlette_app.app)
+    app = OtelPerfMiddleware(starlette_app.app)
 
     async def call():
         scope = {"type": "http", "method": "GET", "path": "/boom", "raw_path": b"/boom", "root_path": "",
@@ -159,7 +160,7 @@ def test_fastapi_route_template_and_no_duplicate_middleware(telemetry):
         return {"id": order_id}
 
     # Wrapping an already-instrumented app again must not double the telemetry.
-    doubled = http.OpenTelemetryMiddleware(http.OpenTelemetryMiddleware(api))
+    doubled = OtelPerfMiddleware(OtelPerfMiddleware(api))
     assert get(doubled, "/orders/5").json() == {"id": 5}
     (span,) = t.spans()
     assert span.name == "GET /orders/{order_id}"
@@ -207,7 +208,7 @@ def test_broken_telemetry_never_breaks_the_request(telemetry):
         def record(self, *args, **kwargs):
             raise RuntimeError("metrics backend exploded")
 
-    http._active.duration = Exploding()
+    http.middleware.ACTIVE.duration = Exploding()
     response = get(starlette_app.app, "/fast")
     assert response.status_code == 200 and response.text == "ok"
     assert [s.name for s in server_spans(t)] == ["GET /fast"]  # ended even though recording failed

@@ -19,7 +19,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from otel_perf import otlp
+from otel_perf._internal.sdk import fast_otlp as otlp
 
 
 def make_spans():

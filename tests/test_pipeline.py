@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from otel_perf.semconv import HTTP_SERVER_DURATION
+from otel_perf._internal.catalogue import HTTP_SERVER_DURATION
 from tests.fixtures.net import free_port, wait_for
 from tests.fixtures.procs import serve
 
@@ -142,7 +142,7 @@ def test_drops_and_export_failures_are_counted():
     import re
     import urllib.request
 
-    from otel_perf.semconv import EXPORT_FAILURES, SDK_SPANS_PROCESSED
+    from otel_perf._internal.catalogue import EXPORT_FAILURES, SDK_SPANS_PROCESSED
 
     port = free_port()
     dead = f"http://127.0.0.1:{free_port()}"

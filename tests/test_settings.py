@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from otel_perf import ConfigError
-from otel_perf.settings import Settings
-from otel_perf.slo import SLO
+from otel_perf._internal.config.settings import Settings
+from otel_perf._internal.config.sla import SLO
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from otel_perf.validate import render_placeholders
+from otel_perf.tools.validate import render_placeholders
 from tests.fixtures.net import wait_for
 from tests.fixtures.prometheus import PrometheusError
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from otel_perf import slo
-from otel_perf.generate.collector import GATEWAY, GATEWAY_HELM, render
-from otel_perf.validate import validate
+from otel_perf._internal.config import sla as slo
+from otel_perf.tools.generate.collector import GATEWAY, GATEWAY_HELM, render
+from otel_perf.tools.validate import validate
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""The Prometheus names in otel_perf.semconv are the ones the real exporter produces and Prometheus stores.
+"""The Prometheus names in otel_perf._internal.catalogue are the ones the real exporter produces and Prometheus stores.
 
 Each metric of the table is recorded on a real SDK MeterProvider read by the Python Prometheus
 exporter; the text exposition (prometheus_client.generate_latest) must contain exactly the
@@ -17,16 +17,16 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from otel_perf import semconv
+from otel_perf._internal import catalogue
 from tests.fixtures.net import wait_for
 
 # Unit "1" gauges translate differently in the exporter (_ratio) and Prometheus 3's OTLP receiver:
 # the table avoids them on purpose, so none may appear.
-METRICS = [m for m in semconv.ALL if not (m.unit == "1" and m.kind == "gauge")]
+METRICS = [m for m in catalogue.ALL if not (m.unit == "1" and m.kind == "gauge")]
 SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "counter": ("",)}
 
 
-def expected_samples(metric: semconv.Metric) -> set[str]:
+def expected_samples(metric: catalogue.Metric) -> set[str]:
     return {metric.prometheus + s for s in SUFFIXES.get(metric.kind, ("",))}
 
 
@@ -54,7 +54,7 @@ def exposition() -> bytes:
 
 
 def test_table_has_no_unit_one_gauges():
-    assert [m.name for m in semconv.ALL if m.unit == "1" and m.kind == "gauge"] == []
+    assert [m.name for m in catalogue.ALL if m.unit == "1" and m.kind == "gauge"] == []
 
 
 def test_exporter_produces_the_table_names(exposition):
@@ -63,7 +63,7 @@ def test_exporter_produces_the_table_names(exposition):
         missing = expected_samples(m) - samples
         assert not missing, f"{m.name}: exporter did not produce {sorted(missing)}"
     assert "http_route" in exposition.decode() and "http_request_method" in exposition.decode()
-    assert semconv.label("http.route") == "http_route"
+    assert catalogue.label("http.route") == "http_route"
 
 
 def test_prometheus_stores_the_table_names(exposition, start_prometheus):
@@ -92,7 +92,7 @@ def test_prometheus_stores_the_table_names(exposition, start_prometheus):
         for m in METRICS:
             missing = expected_samples(m) - stored
             assert not missing, f"{m.name}: Prometheus stored no {sorted(missing)}"
-        [route] = prom.query(f'{semconv.HTTP_SERVER_DURATION.prometheus}_count{{job="app"}}')
+        [route] = prom.query(f'{catalogue.HTTP_SERVER_DURATION.prometheus}_count{{job="app"}}')
         assert route["metric"]["http_route"] == "/items/{id}"
     finally:
         server.shutdown()

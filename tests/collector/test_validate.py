@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from otel_perf.validate import components, render_placeholders
+from otel_perf.tools.validate import components, render_placeholders
 from tests.fixtures.binaries import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ COMPOSE = ROOT / "collector/compose.yaml"
 def otel_perf(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """The installed console script, as a user runs it."""
     script = Path(sys.executable).with_name("otel-perf")
-    argv = [str(script)] if script.exists() else [sys.executable, "-m", "otel_perf.cli"]
+    argv = [str(script)] if script.exists() else [sys.executable, "-m", "otel_perf.tools.cli"]
     return subprocess.run([*argv, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 

@@ -7,7 +7,7 @@ import itertools
 import psycopg
 import pytest
 
-from otel_perf import db
+from otel_perf._internal.integrations import psycopg as db
 
 _names = itertools.count()
 

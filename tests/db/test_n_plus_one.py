@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from otel_perf.semconv import DB_N_PLUS_ONE
+from otel_perf._internal.catalogue import DB_N_PLUS_ONE
 from tests.db.conftest import db_spans
 
 

@@ -8,7 +8,7 @@ import threading
 import psycopg_pool
 import pytest
 
-from otel_perf.semconv import (
+from otel_perf._internal.catalogue import (
     DB_CONNECTION_COUNT,
     DB_CONNECTION_MAX,
     DB_CONNECTION_PENDING,

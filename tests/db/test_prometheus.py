@@ -9,8 +9,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY, start_http_server
 
-from otel_perf import db
-from otel_perf.settings import Settings
+from otel_perf._internal.config.settings import Settings
+from otel_perf._internal.integrations import psycopg as db
 from tests.fixtures.net import free_port, wait_for
 from tests.fixtures.otlp import InMemoryTelemetry
 

@@ -7,7 +7,7 @@ import json
 import psycopg
 import pytest
 
-from otel_perf.db.stat_statements import StatStatements
+from otel_perf._internal.integrations.pg_stat_statements import StatStatements
 
 LITERAL = "lit-7f3a-hunter2"
 PARAM = "param-9c1e-s3cr3t"

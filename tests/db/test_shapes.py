@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_perf.db.shapes import MAX_SUMMARY, shape_of
+from otel_perf._internal.query_shapes import MAX_SUMMARY, shape_of
 
 
 def test_literals_and_parameters_become_placeholders():

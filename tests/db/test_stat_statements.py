@@ -7,9 +7,9 @@ import logging
 import psycopg
 import pytest
 
-from otel_perf import db
-from otel_perf.db.stat_statements import StatStatements, StatStatementsUnavailable
-from otel_perf.semconv import DB_STATEMENT_CALLS, DB_STATEMENT_MEAN, DB_STATEMENT_ROWS, DB_STATEMENT_TIME
+from otel_perf._internal.catalogue import DB_STATEMENT_CALLS, DB_STATEMENT_MEAN, DB_STATEMENT_ROWS, DB_STATEMENT_TIME
+from otel_perf._internal.integrations import psycopg as db
+from otel_perf._internal.integrations.pg_stat_statements import StatStatements, StatStatementsUnavailable
 from tests.fixtures.net import wait_for
 
 

@@ -14,9 +14,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import SpanKind, StatusCode
 
-from otel_perf import db
-from otel_perf.semconv import DB_CLIENT_DURATION
-from otel_perf.settings import Settings
+from otel_perf import query_class
+from otel_perf._internal.catalogue import DB_CLIENT_DURATION
+from otel_perf._internal.config.settings import Settings
+from otel_perf._internal.integrations import psycopg as db
 from tests.db.conftest import db_spans
 from tests.fixtures.otlp import InMemoryTelemetry
 
@@ -126,17 +127,17 @@ def test_slow_statement_is_marked_and_counted_fast_one_is_not(telemetry, conn):
 def test_per_class_threshold_by_context_manager_decorator_and_pattern(telemetry, conn):
     t = telemetry(slo={"query_classes": {"rls": {"threshold": 0.05, "pattern": r"current_setting\("}}})
 
-    with db.query_class("rls"):
+    with query_class("rls"):
         conn.execute("SELECT pg_sleep(0.06)")
 
-    @db.query_class("rls")
+    @query_class("rls")
     def check():
         conn.execute("SELECT pg_sleep(0.061)")
 
     check()
     conn.execute("SELECT pg_sleep(0.062), current_setting('search_path')")  # by pattern
     conn.execute("SELECT pg_sleep(0.063)")  # no class: the default 100 ms applies
-    with db.query_class("reports", threshold=0.01):
+    with query_class("reports", threshold=0.01):
         conn.execute("SELECT pg_sleep(0.02)")
 
     slow = [s for s in db_spans(t) if s.attributes.get("otel_perf.db.slow")]
@@ -151,7 +152,7 @@ def test_per_class_threshold_by_context_manager_decorator_and_pattern(telemetry,
 def test_async_decorator_keeps_the_class(telemetry, postgres):
     t = telemetry()
 
-    @db.query_class("rls", threshold=0.01)
+    @query_class("rls", threshold=0.01)
     async def check(aconn):
         await aconn.execute("SELECT pg_sleep(0.02)")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from otel_perf.baseline import cli, compare
+from otel_perf.tools.baseline import cli, compare
 
 from .conftest import SCENARIO, run_example
 

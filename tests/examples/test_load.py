@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_perf.load import check_host, check_target
+from otel_perf.tools.load import check_host, check_target
 
 OTEL_PERF = str(Path(sys.executable).parent / "otel-perf")
 SCENARIO = '''

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from otel_perf import slo
-from otel_perf.generate import PROMETHEUS_DIRS, dashboards, render, rules
+from otel_perf._internal.config import sla as slo
+from otel_perf.tools.generate import PROMETHEUS_DIRS, dashboards, render, rules
 from tests.fixtures.net import free_port, wait_for
 from tests.fixtures.procs import env
 

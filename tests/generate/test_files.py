@@ -12,8 +12,8 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from otel_perf import slo
-from otel_perf.generate import (
+from otel_perf._internal.config import sla as slo
+from otel_perf.tools.generate import (
     ALERTING_DIR,
     ALERTS_DIR,
     DASHBOARDS_DIR,
@@ -215,6 +215,6 @@ def test_scaled_timing_keeps_rule_names_and_shrinks_windows():
 
 def test_render_includes_the_collector_files():
     files = render(slo.DEFAULT)
-    from otel_perf.generate import collector
+    from otel_perf.tools.generate import collector
 
     assert set(collector.render(slo.DEFAULT)) <= set(files)

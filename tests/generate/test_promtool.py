@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from otel_perf import semconv
-from otel_perf.generate import PROMETHEUS_DIRS, render, rules
-from otel_perf.slo import DEFAULT as SLO
+from otel_perf._internal import catalogue
+from otel_perf._internal.config.sla import DEFAULT as SLO
+from otel_perf.tools.generate import PROMETHEUS_DIRS, render, rules
 from tests.fixtures.binaries import require
 
 ROOT = Path(__file__).resolve().parents[2]
-HTTP = semconv.HTTP_SERVER_DURATION.prometheus
-DB = semconv.DB_CLIENT_DURATION.prometheus
+HTTP = catalogue.HTTP_SERVER_DURATION.prometheus
+DB = catalogue.DB_CLIENT_DURATION.prometheus
 WEEK_MIN = 7 * 24 * 60
 API = {"job": "shop/api", "instance": "i-1"}
 
@@ -64,9 +64,9 @@ def http(steps: int, per_step: float, fast: float, errors: float = 0.0, route: s
     phases = phases or [(steps, per_step, fast, errors)]
     ok = [(n, {lat: f - e, 2.5 * lat: p - e, INF: p - e}, (p - e) * lat) for n, p, f, e in phases]
     bad = [(n, {lat: e, 2.5 * lat: e, INF: e}, e * lat / 2) for n, p, f, e in phases]
-    labels = {**API, semconv.label("http.route"): route}
-    return (hist(HTTP, {**labels, semconv.label("http.response.status_code"): "200"}, *ok)
-            + hist(HTTP, {**labels, semconv.label("http.response.status_code"): "500"}, *bad))
+    labels = {**API, catalogue.label("http.route"): route}
+    return (hist(HTTP, {**labels, catalogue.label("http.response.status_code"): "200"}, *ok)
+            + hist(HTTP, {**labels, catalogue.label("http.response.status_code"): "500"}, *bad))
 
 
 def db(steps: int, per_step: float, under_slow: float, mean: float, extra: dict[str, str] | None = None,
@@ -79,7 +79,7 @@ def db(steps: int, per_step: float, under_slow: float, mean: float, extra: dict[
 
 
 def vital(name: str, per_step: float, under_good: float, under_poor: float) -> list[dict]:
-    metric = getattr(semconv, f"WEB_VITAL_{name.upper()}").prometheus
+    metric = getattr(catalogue, f"WEB_VITAL_{name.upper()}").prometheus
     good, poor = getattr(SLO, name), getattr(SLO, f"{name}_poor")
     labels = {"job": "shop/web", "instance": "i-1", "http_route": "/cart", "browser_device_class": "mobile"}
     incs = {good: under_good, poor: under_poor, 2 * poor: per_step, INF: per_step}
@@ -91,13 +91,13 @@ def gauge(name: str, labels: dict[str, str], value: float, steps: int = 40) -> d
 
 
 def cpu(cores_used: float) -> list[dict]:
-    return [series(semconv.PROCESS_CPU_TIME.prometheus, {**API, "type": "user"}, ramp((cores_used * 60, 40))),
-            gauge(semconv.PROCESS_CPU_LIMIT.prometheus, API, 1)]
+    return [series(catalogue.PROCESS_CPU_TIME.prometheus, {**API, "type": "user"}, ramp((cores_used * 60, 40))),
+            gauge(catalogue.PROCESS_CPU_LIMIT.prometheus, API, 1)]
 
 
 def memory(used: float) -> list[dict]:
-    return [gauge(semconv.PROCESS_MEMORY_USAGE.prometheus, API, used),
-            gauge(semconv.PROCESS_MEMORY_LIMIT.prometheus, API, 1000)]
+    return [gauge(catalogue.PROCESS_MEMORY_USAGE.prometheus, API, used),
+            gauge(catalogue.PROCESS_MEMORY_LIMIT.prometheus, API, 1000)]
 
 
 COLLECTOR = {"job": "otel-collector", "instance": "collector-0"}
@@ -146,9 +146,9 @@ SCENARIOS: dict[str, tuple[str, str, list, list, list]] = {
                                 db(N_WEEK, 1000, 1000, 0.02),
                                 db(0, 0, 0, 0, phases=[(WEEK_MIN // STEP, 0.1, 0.1, 0.02), (LATE, 0.1, 0.1, 0.04)])),
     "DbNPlusOneQueries": ("1m", "25m",
-                          [series(semconv.DB_N_PLUS_ONE.prometheus, {**API, "http_route": "/orders"}, ramp((1, 30)))],
-                          [series(semconv.DB_N_PLUS_ONE.prometheus, {**API, "http_route": "/orders"}, "0x30")],
-                          [series(semconv.DB_N_PLUS_ONE.prometheus, {**API, "http_route": "/orders"},
+                          [series(catalogue.DB_N_PLUS_ONE.prometheus, {**API, "http_route": "/orders"}, ramp((1, 30)))],
+                          [series(catalogue.DB_N_PLUS_ONE.prometheus, {**API, "http_route": "/orders"}, "0x30")],
+                          [series(catalogue.DB_N_PLUS_ONE.prometheus, {**API, "http_route": "/orders"},
                                   ramp((0.1, 30)))]),
     "ProcessCpuHigh": ("1m", "30m", cpu(0.9), cpu(0.3), cpu(0.9)[:1]),
     "ProcessMemoryHigh": ("1m", "30m", memory(900), memory(500), memory(900)[:1]),
@@ -158,16 +158,16 @@ SCENARIOS: dict[str, tuple[str, str, list, list, list]] = {
                                collector("exporter_send_failed", "exporter", 0), []),
     "CollectorQueueFilling": ("1m", "20m", queue(900), queue(100), []),
     "SdkTelemetryDropped": ("1m", "20m",
-                            [series(semconv.SDK_SPANS_PROCESSED.prometheus, {**API, "error_type": "queue_full"},
+                            [series(catalogue.SDK_SPANS_PROCESSED.prometheus, {**API, "error_type": "queue_full"},
                                     ramp((10, 30)))],
-                            [series(semconv.SDK_SPANS_PROCESSED.prometheus, {**API, "error_type": "queue_full"},
+                            [series(catalogue.SDK_SPANS_PROCESSED.prometheus, {**API, "error_type": "queue_full"},
                                     "0x30")], []),
     "TelemetryAbsent": ("1m", "50m", [gauge("target_info", API, 1, 20)], [gauge("target_info", API, 1, 60)], []),
     "CollectorDown": ("1m", "20m", [gauge("up", COLLECTOR, 0, 30)], [gauge("up", COLLECTOR, 1, 30)], []),
     "WarningUnresolved": ("10m", "7h", warning_alert(8), warning_alert(2), []),
 }
 for qc in SLO.query_classes:
-    cls = {semconv.label("otel_perf.db.query_class"): qc.name}
+    cls = {catalogue.label("otel_perf.db.query_class"): qc.name}
     SCENARIOS[f"DbQueryClassSlow_{qc.name}"] = (
         "1m", "25m", db(30, 100, 50, 0.05, cls, edge=qc.threshold), db(30, 100, 99, 0.01, cls, edge=qc.threshold),
         db(30, 1, 0, 0.3, cls, edge=qc.threshold))

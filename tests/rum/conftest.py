@@ -9,19 +9,19 @@ from typing import Any
 import httpx
 import pytest
 
-from otel_perf import http
-from otel_perf.semconv import RUM_REJECTED
+from otel_perf import OtelPerfMiddleware
+from otel_perf._internal.catalogue import RUM_REJECTED
 from tests.rum import app as rum_app
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 class Client:
-    """Sends requests through ``OpenTelemetryMiddleware(app)`` in-process."""
+    """Sends requests through ``OtelPerfMiddleware(app)`` in-process."""
 
     def __init__(self, t: Any, client: tuple[str, int] = ("203.0.113.7", 5000)):
         self.t = t
-        self.app = http.OpenTelemetryMiddleware(rum_app.app)
+        self.app = OtelPerfMiddleware(rum_app.app)
         self.client = client
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

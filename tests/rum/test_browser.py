@@ -10,9 +10,16 @@ import pytest
 import uvicorn
 from opentelemetry.trace import SpanKind
 
-from otel_perf import http
-from otel_perf.semconv import RUM_REJECTED, WEB_VITAL_CLS, WEB_VITAL_FCP, WEB_VITAL_INP, WEB_VITAL_LCP, WEB_VITAL_TTFB
-from otel_perf.slo import DEFAULT
+from otel_perf import OtelPerfMiddleware
+from otel_perf._internal.catalogue import (
+    RUM_REJECTED,
+    WEB_VITAL_CLS,
+    WEB_VITAL_FCP,
+    WEB_VITAL_INP,
+    WEB_VITAL_LCP,
+    WEB_VITAL_TTFB,
+)
+from otel_perf._internal.config.sla import DEFAULT
 from tests.fixtures.net import free_port, wait_for
 from tests.fixtures.procs import serve
 from tests.rum import app as rum_app
@@ -26,7 +33,7 @@ VITALS = {"lcp": WEB_VITAL_LCP, "fcp": WEB_VITAL_FCP, "ttfb": WEB_VITAL_TTFB, "c
 def server(telemetry):
     """The RUM test app behind otel_perf's middleware, under a real uvicorn on a free port."""
     t = telemetry(rum=True)
-    config = uvicorn.Config(http.OpenTelemetryMiddleware(rum_app.app), host="127.0.0.1", port=free_port(),
+    config = uvicorn.Config(OtelPerfMiddleware(rum_app.app), host="127.0.0.1", port=free_port(),
                             log_level="warning", lifespan="off")
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)

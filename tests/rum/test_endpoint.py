@@ -10,10 +10,17 @@ from pathlib import Path
 
 from opentelemetry.trace import SpanKind
 
-from otel_perf.semconv import HTTP_SERVER_DURATION, WEB_VITAL_CLS, WEB_VITAL_INP, WEB_VITAL_LCP, WEB_VITAL_TTFB
+from otel_perf._internal.catalogue import (
+    HTTP_SERVER_DURATION,
+    WEB_VITAL_CLS,
+    WEB_VITAL_INP,
+    WEB_VITAL_LCP,
+    WEB_VITAL_TTFB,
+)
 from tests.rum.conftest import TRACEPARENT, beacon, collect
 
-STATIC = Path(__file__).resolve().parents[2] / "otel_perf" / "rum" / "static"
+ROOT = Path(__file__).resolve().parents[2]
+STATIC = ROOT / "otel_perf" / "_internal" / "integrations" / "rum" / "static"
 TAG = re.compile(rb'<meta name="otel-perf-route" content="([^"]*)"><script src="(/_otel/rum\.js\?v=[0-9a-f]{16})" defer></script>')
 
 
@@ -192,7 +199,7 @@ def test_custom_prefix(rum):
 
 
 def test_committed_bundle_is_built_from_the_locked_web_vitals():
-    lock = json.loads((STATIC.parents[2] / "rum" / "package-lock.json").read_text())
+    lock = json.loads((ROOT / "rum" / "package-lock.json").read_text())
     locked = lock["packages"]["node_modules/web-vitals"]["version"]
     assert int(locked.split(".")[0]) >= 5  # the current major's attribution build
     banner = STATIC.joinpath("rum.js").read_text().splitlines()[0]

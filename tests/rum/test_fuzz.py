@@ -10,8 +10,15 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otel_perf.rum.beacon import DEVICES, NAVIGATION_TYPES, VITALS
-from otel_perf.semconv import RUM_REJECTED, WEB_VITAL_CLS, WEB_VITAL_FCP, WEB_VITAL_INP, WEB_VITAL_LCP, WEB_VITAL_TTFB
+from otel_perf._internal.catalogue import (
+    RUM_REJECTED,
+    WEB_VITAL_CLS,
+    WEB_VITAL_FCP,
+    WEB_VITAL_INP,
+    WEB_VITAL_LCP,
+    WEB_VITAL_TTFB,
+)
+from otel_perf._internal.integrations.rum.beacon import DEVICES, NAVIGATION_TYPES, VITALS
 from tests.rum import app as rum_app
 from tests.rum.conftest import TRACEPARENT, collect
 

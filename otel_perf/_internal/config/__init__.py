@@ -1,0 +1,1 @@
+"""Configuration: the Settings (one resolution of every setting) and the SLA spec."""

@@ -1,0 +1,219 @@
+"""The ASGI middleware: one SERVER span and one duration record per request, nothing else hot.
+
+A marker in the ASGI scope makes a second layer pass straight through. Work that can wait is done
+at collection time (active requests are a plain dict observed by the SDK), and headers are decoded
+only for the three propagation keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from otel_perf._internal import VERSION, catalogue
+from otel_perf._internal.context import REQUEST, Request
+from otel_perf._internal.routes import route_template
+from otel_perf._internal.sdk.deferred import DeferredHistogram
+
+log = logging.getLogger("otel_perf")
+
+_SCOPE_KEY = "otel_perf.request"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+
+
+
+
+class _HeaderGetter(Getter):
+    """Reads propagation headers straight from the ASGI header list (keys are lower-case bytes)."""
+
+    def get(self, carrier: list, key: str) -> list[str] | None:
+        wanted = key.encode("latin-1")
+        values = [v.decode("latin-1") for k, v in carrier if k == wanted]
+        return values or None
+
+    def keys(self, carrier: list) -> list[str]:
+        return [k.decode("latin-1") for k, _ in carrier]
+
+
+_GETTER = _HeaderGetter()
+_PROPAGATION = frozenset({b"traceparent", b"tracestate", b"baggage"})
+
+
+class Instruments:
+    """The instruments of one Telemetry; rebuilt when configure() runs in a new process."""
+
+    def __init__(self, telemetry: Any):
+        settings = telemetry.settings
+        self.tracer = telemetry.tracer_provider.get_tracer("otel_perf.http", VERSION)
+        meter = telemetry.meter_provider.get_meter("otel_perf.http", VERSION)
+        self.duration = DeferredHistogram(meter, catalogue.HTTP_SERVER_DURATION, settings.slo.http_buckets)
+        self.slow = settings.slo.http_latency
+        self.active: dict[tuple[str, str], int] = {}
+        self._series: dict[tuple, dict[str, Any]] = {}
+        meter.create_observable_up_down_counter(
+            catalogue.HTTP_SERVER_ACTIVE.name,
+            callbacks=[self._observe_active],
+            unit=catalogue.HTTP_SERVER_ACTIVE.unit,
+            description=catalogue.HTTP_SERVER_ACTIVE.description,
+        )
+        self.server_timing = settings.server_timing
+        self.summary = telemetry.summary
+        self.rum = None
+        if settings.rum:
+            from otel_perf._internal.integrations.rum import RUM
+
+            self.rum = RUM(telemetry)
+            self.rum_root = self.rum.prefix + "/"  # "/_otel/..." but not "/_otelfoo"
+
+    def attributes(self, key: tuple[str, str], status: int | None, route: str | None,
+                   error_type: str | None) -> dict[str, Any]:
+        """One shared dict per series: no dict built per request, and the deferred histogram
+        groups queued values by it."""
+        series = (key, status, route, error_type)
+        attributes = self._series.get(series)
+        if attributes is None:
+            attributes = {"http.request.method": key[0], "url.scheme": key[1]}
+            if status is not None:
+                attributes["http.response.status_code"] = status
+            if route is not None:
+                attributes["http.route"] = route
+            if error_type is not None:
+                attributes["error.type"] = error_type
+            if len(self._series) >= 10_000:  # bounded: route templates and codes are, exception types may not be
+                self._series.clear()
+            self._series[series] = attributes
+        return attributes
+
+    def _observe_active(self, options: CallbackOptions) -> list[Observation]:
+        return [
+            Observation(n, {"http.request.method": m, "url.scheme": s}) for (m, s), n in list(self.active.items())
+        ]
+
+
+ACTIVE: Instruments | None = None  # set by install(); None: every request passes through
+
+
+class OtelPerfMiddleware:
+    """ASGI middleware; add it yourself (``app = OtelPerfMiddleware(app)``) where otel-perf cannot
+    patch the server or framework that builds the app. Passes requests through until configure()."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        instruments = ACTIVE
+        if instruments is None or scope["type"] != "http" or _SCOPE_KEY in scope:
+            return await self.app(scope, receive, send)
+        return await _handle(instruments, self.app, scope, receive, send)
+
+
+async def _handle(ins: Instruments, app: Any, scope: dict, receive: Callable, send: Callable) -> None:
+    rum = ins.rum
+    if rum is not None and (scope["path"].startswith(ins.rum_root) or scope["path"] == rum.prefix):
+        scope[_SCOPE_KEY] = None
+        return await rum.endpoint(scope, receive, send)
+    start = perf_counter()
+    try:
+        method = scope["method"]
+        if method not in _METHODS:
+            method = "_OTHER"
+        scheme = scope.get("scheme", "http")
+        headers = scope["headers"]
+        # Most requests carry no trace context: skip the propagators unless a header is there.
+        parent = propagate.extract(headers, getter=_GETTER) if any(k in _PROPAGATION for k, _ in headers) else None
+        span = ins.tracer.start_span(
+            method, parent, SpanKind.SERVER, {"http.request.method": method, "url.path": scope["path"], "url.scheme": scheme}
+        )
+        request = Request(span, method)
+        scope[_SCOPE_KEY] = request
+        token = context.attach(trace.set_span_in_context(span, parent))
+        request_token = REQUEST.set(request)
+        key = (method, scheme)
+        ins.active[key] = ins.active.get(key, 0) + 1
+    except Exception:
+        _warn_once("could not start request telemetry")
+        return await app(scope, receive, send)
+
+    status: int | None = None
+
+    async def send_wrapper(message: dict) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            try:
+                status = message["status"]
+                request.route = route_template(scope)
+                if ins.server_timing:
+                    ctx = span.get_span_context()
+                    value = f'traceparent;desc="00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"'
+                    message = {**message, "headers": [*message.get("headers", ()), (b"server-timing", value.encode())]}
+            except Exception:
+                _warn_once("could not annotate the response")
+        await send(message)
+
+    inner_send = send_wrapper
+    if rum is not None and rum.inject:
+        try:
+            inner_send = rum.wrap_send(scope, send_wrapper)
+        except Exception:
+            _warn_once("could not set up RUM injection")
+    error: BaseException | None = None
+    try:
+        await app(scope, receive, inner_send)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        try:
+            _finish(ins, scope, request, status, error, perf_counter() - start, key)
+        except Exception:
+            _warn_once("could not finish request telemetry")
+            request.span.end()  # never leave a span open (ending twice is a no-op)
+        finally:
+            REQUEST.reset(request_token)
+            context.detach(token)
+
+
+def _finish(ins: Instruments, scope: dict, request: Request, status: int | None,
+            error: BaseException | None, duration: float, key: tuple[str, str]) -> None:
+    ins.active[key] -= 1
+    span = request.span
+    route = request.route if request.route is not None else route_template(scope)
+    request.route = route
+    if route is not None:
+        span.update_name(f"{key[0]} {route}")
+    error_type = None
+    if error is not None and not isinstance(error, GeneratorExit):
+        error_type = type(error).__qualname__
+        span.record_exception(error, escaped=True)
+    elif status is not None and status >= 500:
+        error_type = str(status)
+    if error_type is not None:
+        span.set_status(Status(StatusCode.ERROR))
+    attributes = ins.attributes(key, status, route, error_type)
+    span.set_attributes(attributes)  # one lock round-trip; method/scheme are already set
+    # Slow and failed requests are recorded at once, as exemplars of their trace; the rest wait.
+    ins.duration.record(duration, attributes, context.get_current() if error_type or duration > ins.slow else None)
+    for callback in request.on_end:
+        try:
+            callback(request)
+        except Exception:
+            _warn_once("a request-end callback failed")
+    span.end()
+    if ins.summary is not None:
+        ins.summary.request(key[0], route, status if error is None else (status or 500), duration)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(what: str) -> None:
+    if what not in _warned:
+        _warned.add(what)
+        log.warning("otel-perf: %s; the request is served without it", what, exc_info=True)

@@ -1,0 +1,66 @@
+"""Query classes: a named group of statements judged by its own slow threshold."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+from otel_perf._internal.config.sla import QueryClass
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# The class of the statements running now (set by query_class); read on every statement.
+CURRENT: ContextVar[QueryClass | None] = ContextVar("otel_perf.db.query_class", default=None)
+
+
+class query_class:  # noqa: N801 - used like a function: ``with query_class("rls"):`` / ``@query_class("rls")``
+    """Statements run inside belong to a query class and are judged by its slow threshold.
+
+    The threshold comes from the SLO's ``query_classes`` entry of that name (e.g. ``rls``: 50 ms)
+    unless given here. Works as a context manager (``with``/``async with``) and as a decorator
+    of sync and async functions.
+    """
+
+    def __init__(self, name: str, threshold: float | None = None):
+        self.qc = QueryClass(name, threshold or 0.0)  # 0: look the threshold up in the SLO
+        self._tokens: list[Any] = []
+
+    def __enter__(self) -> query_class:
+        self._tokens.append(CURRENT.set(self.qc))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        CURRENT.reset(self._tokens.pop())
+
+    async def __aenter__(self) -> query_class:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__()
+
+    def __call__(self, func: F) -> F:
+        qc = self.qc
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                token = CURRENT.set(qc)
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    CURRENT.reset(token)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            token = CURRENT.set(qc)
+            try:
+                return func(*args, **kwargs)
+            finally:
+                CURRENT.reset(token)
+
+        return wrapper  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""The OpenTelemetry SDK pipeline: providers and exporters, pipeline health, deferred histograms, the fast OTLP span encoder."""

@@ -1,0 +1,35 @@
+"""Auto-instrumentation of unmodified programs: ``otel-perf run`` (``run``), the ``sitecustomize``
+it puts on PYTHONPATH (``site/``), and the entry points the stock ``opentelemetry-instrument``
+loads (``distro``). This module is what that sitecustomize executes inside the program."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def boot() -> None:
+    """Configure from the environment; bad configuration exits with one line, anything else warns."""
+    try:
+        from otel_perf._internal import lifecycle
+        from otel_perf._internal.config.settings import Settings
+
+        lifecycle.start(Settings.resolve(), entry_points=True)
+    except ValueError as exc:  # ConfigError: one clear line, no traceback
+        print(f"otel-perf: invalid configuration: {exc}", file=sys.stderr, flush=True)
+        os._exit(2)
+    except Exception as exc:  # telemetry must never stop the program
+        print(f"otel-perf: telemetry disabled, start-up failed: {exc!r}", file=sys.stderr, flush=True)
+
+
+def chain_sitecustomize(our_dir: str) -> None:
+    """Run the sitecustomize ours shadows, if the environment has one."""
+    import importlib.machinery
+    import importlib.util
+
+    path = [p for p in sys.path if os.path.abspath(p or ".") != our_dir]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", path)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
