@@ -320,7 +320,7 @@ def _expand(paths: Iterable[str | os.PathLike[str]], problems: list[Problem]) ->
 
 def shipped_paths(root: Path | None = None) -> list[Path]:
     """The shipped configs: under ``root``, else the current directory or this source checkout."""
-    candidates = [root] if root else [Path.cwd(), Path(__file__).resolve().parent.parent]
+    candidates = [root] if root else [Path.cwd(), Path(__file__).resolve().parents[2]]  # cwd, else this checkout
     for base in candidates:
         if (base / "collector").is_dir():
             return [base / rel for rel in SHIPPED if (base / rel).exists()]
