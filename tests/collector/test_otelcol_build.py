@@ -40,18 +40,7 @@ def helm_config(path: Path, tmp_path: Path) -> Path:
 
 
 def validate(path: Path, env: dict[str, str] | None = None):
-    import os
-
-    saved = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
-    try:
-        return otelcol("validate", f"--config=file:{path}")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return otelcol("validate", f"--config=file:{path}", env=env)
 
 
 def error_text(proc) -> str:
