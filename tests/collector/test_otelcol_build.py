@@ -8,7 +8,9 @@ their `config` with the `null` entries (chart defaults removed) dropped.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,13 @@ def test_binary_is_the_pinned_release():
     proc = otelcol("--version")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["otelcol-otel-perf", "version", release()]
+
+
+def test_make_collector_does_not_rebuild_an_up_to_date_binary():
+    if os.environ.get("OTEL_PERF_OTELCOL"):
+        pytest.skip("testing a binary given by OTEL_PERF_OTELCOL, not the make collector build")
+    proc = subprocess.run(["make", "-q", "collector"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, "make collector would rebuild: the binary is older than collector/builder-config.yaml"
 
 
 def test_every_pin_names_the_same_release():
