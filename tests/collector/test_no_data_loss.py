@@ -57,7 +57,9 @@ def assert_all_arrive(sink: TraceSink, sent: int, timeout: float = 120) -> None:
              what=f"{sent} spans at the backend (got {len(set(received(sink)))})")
     seqs = received(sink)
     assert sorted(set(seqs)) == list(range(sent)), "missing spans"
-    assert len(seqs) == sent, f"{len(seqs) - sent} duplicate spans"
+    # OTLP delivery is at-least-once: a request the backend took just as it went down is sent again.
+    # At most one such request (<= max_size 10000 spans of the exporter's batch) may repeat.
+    assert len(seqs) - sent <= 10_000, f"{len(seqs) - sent} duplicate spans"
 
 
 @pytest.fixture
