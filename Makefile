@@ -22,7 +22,7 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-test: system-deps venv
+test: system-deps venv collector
 	$(BIN)/pytest
 
 lint: venv
@@ -62,3 +62,25 @@ run: system-deps venv
 .PHONY: generate
 generate: venv
 	$(BIN)/otel-perf generate
+
+# The otel-perf Collector distribution (collector/builder-config.yaml), built from Go modules with the
+# OpenTelemetry Collector Builder into build/otelcol-otel-perf/ (where the tests and `otel-perf validate`
+# look). Rebuilt only when the manifest changes; Go's module and build caches are reused between runs.
+# Bounded for a 2-core machine: GOMAXPROCS=2, `go build -p 2`. Needs Go (GO=/path/to/go to choose one).
+.PHONY: collector
+GO ?= $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
+OTELCOL_VERSION := $(shell sed -n 's/^  version: *//p' collector/builder-config.yaml)
+OTELCOL := build/otelcol-otel-perf/otelcol-otel-perf
+OCB := build/tools/builder-v$(OTELCOL_VERSION)/builder
+GO_ENV := PATH="$(dir $(GO)):$$PATH" GOTOOLCHAIN=local GOMAXPROCS=2 GOFLAGS=-p=2
+collector: $(OTELCOL)
+$(OCB):
+	$(GO_ENV) GOBIN="$(abspath $(dir $@))" $(GO) install go.opentelemetry.io/collector/cmd/builder@v$(OTELCOL_VERSION)
+$(OTELCOL): collector/builder-config.yaml $(OCB)
+	$(GO_ENV) $(OCB) --config=collector/builder-config.yaml
+	touch $@
+
+# Throughput, CPU per 1,000 spans and memory of the agent Collector with the shipped processors (docs/collector.md).
+.PHONY: bench-collector
+bench-collector: venv collector
+	$(BIN)/python benchmarks/bench_collector.py

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.prometheus",
     "tests.fixtures.chromium",
     "tests.fixtures.otlp",
+    "tests.fixtures.otelcol",
 ]

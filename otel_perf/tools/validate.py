@@ -1,7 +1,10 @@
 """``otel-perf validate``: check the stack's configs without running the Collector, Tempo or Grafana.
 
 Each file is recognised by its content: Collector configs (and Helm values embedding one under
-``config``) are checked against the pinned otelcol-contrib component list
+``config``) go through a real Collector's ``validate --config`` when one is available (the project's
+build, ``make collector``, or otelcol-contrib on PATH; see ``find_otelcol``), which unmarshals every
+component's settings with its own code (nested options, OTTL, regular expressions) and builds the
+pipeline graph; without one they are checked against the pinned otelcol-contrib component list
 (``otel_perf/tools/data/otelcol_components.yaml``); Prometheus and Alertmanager configs go through
 ``promtool check config`` / ``amtool check-config`` when installed; Grafana provisioning files and
 the compose file get shape checks. Every problem is one line ``path: message``; any error makes the
@@ -56,18 +59,45 @@ def components() -> dict[str, Any]:
     return yaml.safe_load((Path(__file__).parent / "data" / "otelcol_components.yaml").read_text())
 
 
+# The project's own Collector build (`make collector`), relative to a source checkout.
+OTELCOL_BUILD = "build/otelcol-otel-perf/otelcol-otel-perf"
+# Distributions that carry the components the shipped configs use (the core `otelcol` does not).
+OTELCOL_ON_PATH = ("otelcol-otel-perf", "otelcol-contrib")
+# What the Helm chart sets in the Collector's environment (besides the values' extraEnvs).
+HELM_ENV = {"MY_POD_IP": "127.0.0.1"}
+
+
+def find_otelcol() -> str | None:
+    """A Collector binary to validate with: $OTEL_PERF_OTELCOL, else the build under the current
+    directory or this source checkout, else otelcol-otel-perf / otelcol-contrib on PATH."""
+    explicit = os.environ.get("OTEL_PERF_OTELCOL")
+    if explicit:
+        return explicit
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        if os.access(base / OTELCOL_BUILD, os.X_OK):
+            return str(base / OTELCOL_BUILD)
+    for name in OTELCOL_ON_PATH:
+        if found := shutil.which(name):
+            return found
+    return None
+
+
 # -- entry points --------------------------------------------------------------------------------
 
 
-def validate(paths: Iterable[str | os.PathLike[str]]) -> list[Problem]:
-    """Check every file (directories: their *.yml / *.yaml files, recursively)."""
+def validate(paths: Iterable[str | os.PathLike[str]], otelcol: str | None = "auto") -> list[Problem]:
+    """Check every file (directories: their *.yml / *.yaml files, recursively).
+
+    ``otelcol``: a Collector binary for the Collector configs, ``"auto"`` (``find_otelcol``) or
+    ``None`` (the curated component table only)."""
+    binary = find_otelcol() if otelcol == "auto" else otelcol
     problems: list[Problem] = []
     for file in _expand(paths, problems):
-        problems.extend(validate_file(file))
+        problems.extend(validate_file(file, binary))
     return problems
 
 
-def validate_file(path: str | os.PathLike[str]) -> list[Problem]:
+def validate_file(path: str | os.PathLike[str], otelcol: str | None = None) -> list[Problem]:
     name = str(path)
     try:
         text = Path(path).read_text()
@@ -83,10 +113,13 @@ def validate_file(path: str | os.PathLike[str]) -> list[Problem]:
     if not isinstance(doc, dict):
         return [Problem(name, "expected a YAML mapping at the top level")]
 
+    if "dist" in doc and any(s in doc for s in SECTIONS):  # a Collector Builder manifest: `make collector`
+        return []
     if "service" in doc and any(s in doc for s in SECTIONS):
-        return check_collector(name, doc)
+        problems = check_collector(name, doc, otelcol=otelcol)
+        return problems + (run_otelcol(name, otelcol, Path(path)) if otelcol else [])
     if isinstance(doc.get("config"), dict) and ("mode" in doc or "image" in doc):
-        return check_helm_values(name, doc)
+        return check_helm_values(name, doc, otelcol)
     if "route" in doc and "receivers" in doc:
         return check_alertmanager(name, text)
     if "tests" in doc and "rule_files" in doc:  # a promtool rule unit-test file
@@ -105,8 +138,11 @@ def validate_file(path: str | os.PathLike[str]) -> list[Problem]:
 # -- OpenTelemetry Collector ---------------------------------------------------------------------
 
 
-def check_collector(path: str, config: dict[str, Any], where: str = "") -> list[Problem]:
-    """Component types and fields against the pinned version, pipeline references, processor order."""
+def check_collector(path: str, config: dict[str, Any], where: str = "", otelcol: str | None = None) -> list[Problem]:
+    """Deprecated component names and the processor order (``memory_limiter`` first); without a
+    Collector binary also component types and fields against the pinned version and the pipeline
+    references (a binary checks those itself, and more precisely)."""
+    fallback = otelcol is None
     table = components()
     problems: list[Problem] = []
     defined: dict[str, set[str]] = {}
@@ -130,6 +166,8 @@ def check_collector(path: str, config: dict[str, Any], where: str = "") -> list[
                     )
                 )
                 ctype = aliases[ctype]
+            if not fallback:
+                continue
             if ctype not in known:
                 problems.append(
                     Problem(
@@ -147,7 +185,7 @@ def check_collector(path: str, config: dict[str, Any], where: str = "") -> list[
 
     service = config.get("service") or {}
     for ext in service.get("extensions") or []:
-        if ext not in defined.get("extensions", set()):
+        if fallback and ext not in defined.get("extensions", set()):
             problems.append(Problem(path, f"{where}service.extensions: {ext!r} is not defined under extensions"))
     pipelines = service.get("pipelines")
     if not isinstance(pipelines, dict) or not pipelines:
@@ -164,6 +202,8 @@ def check_collector(path: str, config: dict[str, Any], where: str = "") -> list[
             problems.append(Problem(path, f"{label}: must be a mapping"))
             continue
         for role, section in (("receivers", "receivers"), ("processors", "processors"), ("exporters", "exporters")):
+            if not fallback:
+                break
             ids = pipeline.get(role) or []
             if role != "processors" and not ids:
                 problems.append(Problem(path, f"{label}: no {role}"))
@@ -176,8 +216,9 @@ def check_collector(path: str, config: dict[str, Any], where: str = "") -> list[
     return problems
 
 
-def check_helm_values(path: str, values: dict[str, Any]) -> list[Problem]:
-    """Helm values for the opentelemetry-collector chart: mode, image pin and the embedded config."""
+def check_helm_values(path: str, values: dict[str, Any], otelcol: str | None = None) -> list[Problem]:
+    """Helm values for the opentelemetry-collector chart: mode, image pin and the embedded config
+    (with a binary: as the chart runs it, `null` entries removed, the values' extraEnvs set)."""
     problems: list[Problem] = []
     if values.get("mode") not in ("daemonset", "deployment", "statefulset"):
         problems.append(Problem(path, f"mode: {values.get('mode')!r} is not daemonset, deployment or statefulset"))
@@ -185,7 +226,76 @@ def check_helm_values(path: str, values: dict[str, Any]) -> list[Problem]:
     version = components()["version"]
     if tag != version:
         problems.append(Problem(path, f"image.tag {tag!r} differs from the validated otelcol-contrib {version}", True))
-    return problems + check_collector(path, values["config"], where="config.")
+    problems += check_collector(path, values["config"], where="config.", otelcol=otelcol)
+    if otelcol:
+        env = dict(HELM_ENV)
+        for item in values.get("extraEnvs") or []:
+            if isinstance(item, dict) and "name" in item and "value" in item:
+                env[str(item["name"])] = str(item["value"])
+        with tempfile.TemporaryDirectory() as tmp:
+            rendered = Path(tmp) / "config.yaml"
+            rendered.write_text(yaml.safe_dump(_without_nulls(values["config"]), sort_keys=False))
+            problems += [Problem(path, p.message.replace(str(rendered), path), p.warning)
+                         for p in run_otelcol(path, otelcol, rendered, env, where="config.")]
+    return problems
+
+
+def _without_nulls(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_nulls(v) for k, v in node.items() if v is not None}
+    return node
+
+
+_NOISE = re.compile(
+    r"^(Error: )?(failed to get config: )?(cannot unmarshal the configuration: )?"
+    r"(decoding failed due to the following error\(s\):)?$"
+)
+_CONTEXT = re.compile(r"""^'([\w.]+)' error reading configuration for "([^"]+)": decoding failed due to the following error\(s\):$""")
+_DETAIL = re.compile(r"^'[\w.]+' (has invalid keys: .*)$")
+_UNKNOWN = re.compile(r"""^'(\w+)' unknown type: "([^"]+)" for id: "([^"]+)" \((.*)\)$""")
+_WHERE = re.compile(r"^((?:service|receivers|processors|exporters|connectors|extensions)(?:::[^:\s]+)+): ")
+
+
+def run_otelcol(path: str, binary: str, config: Path, env: dict[str, str] | None = None,
+                where: str = "") -> list[Problem]:
+    """``<binary> validate --config=file:<config>``; its error, one line per problem, prefixed
+    ``otelcol:`` (as promtool's and amtool's are)."""
+    environ = dict(os.environ)
+    for key, value in (env or {}).items():
+        environ.setdefault(key, value)
+    try:
+        proc = subprocess.run([binary, "validate", f"--config=file:{config}"], capture_output=True, text=True,
+                              timeout=120, env=environ)
+    except OSError as exc:
+        return [Problem(path, f"otelcol: cannot run {binary}: {exc.strerror}")]
+    except subprocess.TimeoutExpired:
+        return [Problem(path, f"otelcol: {binary} validate timed out")]
+    if proc.returncode == 0:
+        return []
+    messages: list[str] = []
+    context = ""
+    for raw in proc.stderr.splitlines():
+        line = raw.strip()
+        if not line or _NOISE.match(line):
+            continue
+        line = line.removeprefix("Error: ").removeprefix("failed to get config: ")
+        line = line.removeprefix("cannot unmarshal the configuration: ").removesuffix(
+            ": decoding failed due to the following error(s):")
+        if match := _CONTEXT.match(raw.strip()):
+            context = f"{where}{match.group(1)}.{match.group(2)}: "
+            continue
+        if match := _DETAIL.match(line):
+            line = match.group(1)
+        elif match := _UNKNOWN.match(line):
+            section, ctype, cid, valid = match.groups()
+            line = f"{where}{section}.{cid}: unknown {section.rstrip('s')} type {ctype!r} ({valid})"
+        elif match := _WHERE.match(line):  # service::pipelines::traces: ... -> service.pipelines.traces: ...
+            line = f"{where}{match.group(1).replace('::', '.')}: {line[match.end():]}"
+        messages.append(context + line)
+        context = ""
+    if not messages:
+        messages = [f"{Path(binary).name} validate failed ({proc.returncode})"]
+    return [Problem(path, f"otelcol: {m}") for m in messages]
 
 
 # -- Alertmanager, Prometheus --------------------------------------------------------------------
@@ -329,12 +439,16 @@ def shipped_paths(root: Path | None = None) -> list[Path]:
 
 @click.command(short_help="Check Collector, Prometheus, Alertmanager and Grafana configs.")
 @click.argument("paths", nargs=-1, type=click.Path())
-def cli(paths: tuple[str, ...]) -> None:
+@click.option("--otelcol", "otelcol", metavar="BINARY", default=None,
+              help="Collector binary for `validate --config` (default: $OTEL_PERF_OTELCOL, the `make collector` "
+                   "build, otelcol-otel-perf or otelcol-contrib on PATH).")
+@click.option("--no-otelcol", is_flag=True, help="Check Collector configs against the curated component table only.")
+def cli(paths: tuple[str, ...], otelcol: str | None, no_otelcol: bool) -> None:
     """Check PATHS (files or directories; default: the configs this project ships).
 
     Prints one line per problem and exits 1 when there is an error.
     """
-    problems = validate(paths or shipped_paths())
+    problems = validate(paths or shipped_paths(), otelcol=None if no_otelcol else (otelcol or "auto"))
     for problem in problems:
         click.echo(str(problem), err=not problem.warning)
     errors = sum(1 for p in problems if not p.warning)

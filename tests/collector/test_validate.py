@@ -12,6 +12,7 @@ import yaml
 
 from otel_perf.tools.validate import components, render_placeholders
 from tests.fixtures.binaries import require
+from tests.fixtures.otelcol import otelcol_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = ROOT / "collector/otelcol-agent.yaml"
@@ -47,6 +48,7 @@ def _tools():
     # The Prometheus/Alertmanager checks must really run, not degrade to a warning.
     require("promtool", "prometheus")
     require("amtool", "prometheus-alertmanager")
+    otelcol_binary()  # the Collector configs go through the real `make collector` build
 
 
 def test_shipped_configs_are_valid():
@@ -82,11 +84,49 @@ def test_undefined_exporter(tmp_path):
     path = broken_copy(
         tmp_path, AGENT, lambda d: d["service"]["pipelines"]["traces"]["exporters"].append("otlp_grpc/nowhere")
     )
-    proc = otel_perf("validate", str(path))
+    proc = otel_perf("validate", "--no-otelcol", str(path))
     assert proc.returncode == 1
     assert lines(proc) == [
         f"{path}: service.pipelines.traces: exporter 'otlp_grpc/nowhere' is not defined under exporters"
     ]
+    # the real Collector (`make collector`) says it in its words, on one line
+    proc = otel_perf("validate", str(path))
+    assert proc.returncode == 1
+    assert lines(proc) == [
+        f'{path}: otelcol: service.pipelines.traces: references exporter "otlp_grpc/nowhere" which is not configured'
+    ]
+
+
+def test_real_collector_errors_one_line_each(tmp_path):
+    def edit(doc):
+        doc["exporters"]["otlp_grpc/tempo"]["endpoitn"] = "tempo:4317"
+        doc["processors"]["redaction"]["blocked_value"] = ["x"]
+
+    path = broken_copy(tmp_path, AGENT, edit)
+    proc = otel_perf("validate", str(path))
+    assert proc.returncode == 1
+    assert sorted(lines(proc)) == sorted([
+        f"{path}: otelcol: exporters.otlp_grpc/tempo: has invalid keys: endpoitn",
+        f"{path}: otelcol: processors.redaction: has invalid keys: blocked_value",
+    ])
+
+
+def test_real_collector_compiles_ottl(tmp_path):
+    def edit(doc):
+        doc["processors"]["transform/scrub"]["trace_statements"][0] = 'set(span.attributes["x"], )'
+
+    path = broken_copy(tmp_path, AGENT, edit)
+    proc = otel_perf("validate", str(path))
+    assert proc.returncode == 1
+    [line] = lines(proc)
+    assert line.startswith(f"{path}: otelcol: processors.transform/scrub: ") and "invalid syntax" in line, line
+
+
+def test_binary_choice(tmp_path):
+    path = broken_copy(tmp_path, AGENT, lambda d: d["exporters"]["otlp_grpc/tempo"].update(endpoitn="x"))
+    proc = otel_perf("validate", "--otelcol", str(tmp_path / "missing-otelcol"), str(path))
+    assert proc.returncode == 1
+    assert lines(proc) == [f"{path}: otelcol: cannot run {tmp_path / 'missing-otelcol'}: No such file or directory"]
 
 
 def test_memory_limiter_not_first(tmp_path):
@@ -124,7 +164,7 @@ def test_unknown_type_unknown_field_and_deprecated_alias(tmp_path):
         doc["processors"]["resourcedetection/old"] = {"detectors": ["env"]}
 
     path = broken_copy(tmp_path, AGENT, edit)
-    proc = otel_perf("validate", str(path))
+    proc = otel_perf("validate", "--no-otelcol", str(path))
     assert proc.returncode == 1
     version = components()["version"]
     assert sorted(lines(proc)) == sorted(
@@ -154,12 +194,21 @@ def test_helm_values_config_is_checked(tmp_path):
         doc["mode"] = "replicaset"
 
     path = broken_copy(tmp_path, HELM_AGENT, edit)
-    proc = otel_perf("validate", str(path))
+    proc = otel_perf("validate", "--no-otelcol", str(path))
     assert proc.returncode == 1
     assert sorted(lines(proc)) == sorted(
         [
             f"{path}: mode: 'replicaset' is not daemonset, deployment or statefulset",
             f"{path}: config.service.pipelines.traces: exporter 'loadbalancing_typo' is not defined under exporters",
+        ]
+    )
+    proc = otel_perf("validate", str(path))  # the real Collector, on the config as the chart runs it
+    assert proc.returncode == 1
+    assert sorted(lines(proc)) == sorted(
+        [
+            f"{path}: mode: 'replicaset' is not daemonset, deployment or statefulset",
+            f'{path}: otelcol: config.service.pipelines.traces: references exporter "loadbalancing_typo" '
+            "which is not configured",
         ]
     )
 

@@ -90,7 +90,11 @@ def gateway_config(slo: SLO) -> dict[str, Any]:
             "telemetry": {
                 "metrics": {
                     "level": "normal",
-                    "readers": [{"pull": {"exporter": {"prometheus": {"host": "0.0.0.0", "port": 8888}}}}],
+                    # Type and unit suffixes on (the Collector's reader drops them by default), so the
+                    # names are the ones the pipeline alerts and dashboard query: *_total, *_bytes.
+                    "readers": [{"pull": {"exporter": {"prometheus": {
+                        "host": "0.0.0.0", "port": 8888, "without_type_suffix": False, "without_units": False,
+                    }}}}],
                 }
             },
             "pipelines": {

@@ -396,14 +396,19 @@ def alerts(slo: SLO, t: Timing | None = None) -> list[Alert]:
     ]
 
     # -- telemetry pipeline ----------------------------------------------------------------------
-    kinds = "spans|metric_points|log_records"
+    def per_kind(metric: str, by: str) -> str:
+        # One rate() per metric name: rate() over a {__name__=~...} selector drops the names, and the
+        # spans/points/records series of one component then collide ("same labelset" error).
+        return "\n  or ".join(f"sum by (job, instance, {by}) (rate(otelcol_{metric}_{kind}_total[{w5}]))"
+                               for kind in ("spans", "metric_points", "log_records"))
+
     sdk_drops = (f"sum by ({inst}) (rate({catalogue.SDK_SPANS_PROCESSED.prometheus}{{error_type!=\"\"}}[{w5}]))"
                  f"\n  or sum by ({inst}) (rate({catalogue.SDK_SPANS_EXPORTED.prometheus}{{error_type!=\"\"}}[{w5}]))"
                  f"\n  or sum by ({inst}) (rate({catalogue.EXPORT_FAILURES.prometheus}[{w5}]))")
     out += [
         Alert(
             "CollectorRefusingTelemetry", "pipeline", "warning",
-            f'sum by (job, instance, receiver) (rate({{__name__=~"otelcol_receiver_refused_({kinds})_total"}}[{w5}]))',
+            per_kind("receiver_refused", "receiver"),
             0, 5 * MINUTE,
             "The Collector refuses telemetry on {{ $labels.receiver }}",
             "{{ $value | humanize }} items/s refused over 5m (usually memory_limiter back-pressure).",
@@ -413,7 +418,7 @@ def alerts(slo: SLO, t: Timing | None = None) -> list[Alert]:
         ),
         Alert(
             "CollectorExportFailing", "pipeline", "critical",
-            f'sum by (job, instance, exporter) (rate({{__name__=~"otelcol_exporter_send_failed_({kinds})_total"}}[{w5}]))',
+            per_kind("exporter_send_failed", "exporter"),
             0, 5 * MINUTE,
             "The Collector fails to send telemetry through {{ $labels.exporter }}",
             "{{ $value | humanize }} items/s failed to send over 5m: the backend is down or rejects data.",
