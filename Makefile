@@ -32,12 +32,19 @@ clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
 
 # The backend stack (Collector, Prometheus, Tempo, Alertmanager, Grafana); needs Docker and GRAFANA_ADMIN_PASSWORD.
-.PHONY: stack-up stack-down
-stack-up:
-	docker compose -f collector/compose.yaml up -d
+# STACK_BIND=0.0.0.0 publishes it beyond localhost with token-authenticated OTLP (compose.exposed.yaml).
+.PHONY: stack-up stack-down stack-secrets
+STACK_FILES = -f collector/compose.yaml $(if $(filter-out 127.% localhost ::1,$(or $(STACK_BIND),127.0.0.1)),-f collector/compose.exposed.yaml)
+
+stack-secrets: venv
+	$(BIN)/python collector/make_secrets.py
+
+stack-up: stack-secrets
+	STACK_BIND=$(or $(STACK_BIND),127.0.0.1) SECRETS=collector/secrets OTLP_AUTH=$(if $(findstring exposed,$(STACK_FILES)),on,off) sh collector/preflight.sh
+	STACK_BIND=$(or $(STACK_BIND),127.0.0.1) docker compose $(STACK_FILES) up -d
 
 stack-down:
-	docker compose -f collector/compose.yaml down
+	docker compose -f collector/compose.yaml -f collector/compose.exposed.yaml down
 
 # Rebuild the RUM browser script (otel_perf/_internal/integrations/rum/static/) from rum/package-lock.json; needs npm. The output is committed.
 .PHONY: rum

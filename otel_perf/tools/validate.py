@@ -411,6 +411,10 @@ def check_compose(path: str, doc: dict[str, Any]) -> list[Problem]:
                     True,
                 )
             )
+    if Path(path).name == "compose.yaml":  # the exposed configuration beside it: every published port guarded
+        from otel_perf.tools import stack_auth
+
+        problems.extend(Problem(path, message) for message in stack_auth.problems(Path(path)))
     return problems
 
 

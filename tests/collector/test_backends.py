@@ -9,6 +9,8 @@ webhook URL point at the processes the test started (compose resolves `alertmana
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,10 +82,18 @@ def test_prometheus_loads_the_shipped_config_and_rule_files(start_prometheus):
         prom.query("sum(")
 
 
-def test_alert_reaches_the_webhook_through_the_shipped_configs(start_prometheus, start_alertmanager, webhook):
-    am = start_alertmanager(shipped_alertmanager(webhook.url))
+def test_alert_reaches_the_webhook_through_the_shipped_configs(start_prometheus, start_alertmanager, webhook,
+                                                               tmp_path):
+    secrets = tmp_path / "secrets"
+    subprocess.run([sys.executable, str(ROOT / "collector/make_secrets.py"), str(secrets)], check=True,
+                   capture_output=True)
+    password = (secrets / "alertmanager-password").read_text().strip()
+    am = start_alertmanager(shipped_alertmanager(webhook.url), web_config=secrets / "alertmanager-web.yml",
+                            auth=("otel-perf", password))
     config = yaml.safe_load(PROMETHEUS.read_text())
-    config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [f"127.0.0.1:{am.port}"]
+    manager = config["alerting"]["alertmanagers"][0]
+    manager["basic_auth"]["password_file"] = str(secrets / "alertmanager-password")  # the compose secret's path here
+    manager["static_configs"][0]["targets"] = [f"127.0.0.1:{am.port}"]
     start_prometheus(yaml.safe_dump(config), rule_files={"rules/test.yml": ALWAYS_FIRING})
 
     # critical -> the `page` route (group_wait 10s) -> webhook.

@@ -293,6 +293,8 @@ def test_compose_images_pinned_and_ports_local(tmp_path):
         [
             f"{path}: services.grafana: image 'grafana/grafana:latest' is not pinned to a version",
             f"{path}: services.prometheus: port '9090:9090' is published on every interface",
+            # copied alone: the exposed overlay that authenticates OTLP is not beside it
+            f"{path}: no compose.exposed.yaml beside it: nothing authenticates OTLP when STACK_BIND exposes the stack",
         ]
     )
 
