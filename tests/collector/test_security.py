@@ -261,3 +261,44 @@ def test_validate_names_every_unauthenticated_published_port(tmp_path, edit, exp
     messages = stack_auth.problems(stack_copy(tmp_path, edit))
     assert any(expected in m for m in messages), messages
     assert all("tempo" in m for m in messages) if "tempo" in expected else len(messages) == 1
+
+
+def test_exposed_collector_answers_401_without_the_token_and_takes_an_app_that_sends_it(start_collector, tmp_path,
+                                                                                         secrets_dir):
+    """The real Collector with the shipped agent config and the shipped exposed overlay."""
+    from tests.fixtures.otelcol import Agent
+    from tests.fixtures.otlp import GrpcReceiver
+    from tests.fixtures.procs import serve
+
+    tempo = GrpcReceiver()
+    exposed = yaml.safe_load((COLLECTOR / "otelcol-exposed.yaml").read_text())
+    exposed["extensions"]["bearertokenauth/otlp"]["filename"] = str(secrets_dir / "otlp-token")  # /run/secrets there
+    agent = Agent(start_collector, tempo.endpoint, tmp_path / "queue", extra=exposed)
+    token = (secrets_dir / "otlp-token").read_text().strip()
+    empty = b'{"resourceSpans": []}'
+    url = f"{agent.otlp_http}/v1/traces"
+    assert status(url, "POST", None, empty) == 401
+    assert status(url, "POST", "Bearer wrong-token", empty) == 401
+    assert status(url, "POST", f"Bearer {token}", empty) == 200
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    with grpc.insecure_channel(agent.otlp_grpc.removeprefix("http://")) as channel:
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Export(trace_service_pb2.ExportTraceServiceRequest(), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        stub.Export(trace_service_pb2.ExportTraceServiceRequest(), timeout=10,
+                    metadata=[("authorization", f"Bearer {token}")])
+
+    server = serve(OTEL_EXPORTER_OTLP_ENDPOINT=agent.otlp_http, OTEL_SERVICE_NAME="token-sender",
+                   OTEL_EXPORTER_OTLP_HEADERS=f"Authorization=Bearer%20{token}", OTEL_BSP_SCHEDULE_DELAY="200",
+                   OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    try:
+        for _ in range(3):
+            urllib.request.urlopen(f"{server.url}/items/7", timeout=10).read()
+        wait_for(lambda: [s for s in tempo.spans() if s.name == "GET /items/{item_id}"], timeout=30,
+                 what="the app's spans through the authenticated Collector")
+    finally:
+        server.stop()
