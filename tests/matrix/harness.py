@@ -16,11 +16,12 @@ import time
 from importlib.metadata import version
 from typing import Any
 
-import otel_perf
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+
+import otel_perf
 
 EXPORTER = InMemorySpanExporter()
 READER = InMemoryMetricReader()

@@ -121,3 +121,54 @@ def test_client_disconnects_are_not_server_errors(fastapi_results):
     assert summary["/boom"]["errors"] == 1  # a real failure still counts
     early = only_server_span(fastapi_results["cases"]["disconnect_early"])
     assert early["attributes"].get("http.response.status_code", 0) < 500
+
+
+# -- Django over ASGI ------------------------------------------------------------------------------
+
+DJANGO_ROUTES = {
+    "root": "/",
+    "async": "/articles/<int:year>/",
+    "prefix_v1": "/api/v1/items/<int:item_id>",
+    "prefix_v2": "/api/v2/items/<int:item_id>",  # one URLconf included under two prefixes
+    "nested": "/api/v1/nested/deep/<slug:s>",
+    "mount_params": "/t/<int:tenant>/items/<int:item_id>",  # /t/7/items/7
+    "mount_literal": "/org/<str:org>/api/items/<int:item_id>",  # /org/api/api/items/9
+    "re_path": "^old/(?P<n>[0-9]+)/$",  # re_path patterns as Django reports them
+    "boom": "/boom",
+    "stream": "/stream",
+}
+
+
+@pytest.fixture(scope="module")
+def django_results() -> dict:
+    return run_scenario("django-5.2", "scenario_django.py")
+
+
+def test_django_routes_come_from_the_resolver(django_results):
+    cases = django_results["cases"]
+    for case, route in DJANGO_ROUTES.items():
+        span = only_server_span(cases[case])
+        assert span["attributes"].get("http.route") == route, (case, span)
+        assert span["name"] == f"GET {route}"
+    for case in ("not_found", "include_404"):
+        span = only_server_span(cases[case])
+        assert "http.route" not in span["attributes"] and span["attributes"]["http.response.status_code"] == 404
+    assert only_server_span(cases["boom"])["attributes"]["error.type"] == "500"
+
+
+def test_django_one_series_per_request_and_summary_by_route(django_results):
+    series = django_results["duration_series"]
+    assert {s["scope"] for s in series} == {"otel_perf.http"}
+    counted = {s["attributes"].get("http.route"): s["count"] for s in series}
+    assert all(counted[route] == 1 for route in DJANGO_ROUTES.values()), counted
+    summary = {r["route"]: r for r in django_results["summary_routes"]}
+    assert summary["(unmatched)"]["count"] == 2  # only the two 404s
+    assert summary["/boom"]["errors"] == 1 and summary["/endless"]["errors"] == 0
+
+
+def test_django_streams_and_disconnects(django_results):
+    case = django_results["cases"]["stream"]
+    assert case["rest"] == "two;"
+    assert only_server_span(case)["end"] >= case["last_chunk"]
+    span = only_server_span(django_results["cases"]["disconnect_stream"])
+    assert span["attributes"]["error.type"] and span["attributes"].get("http.response.status_code", 0) < 500

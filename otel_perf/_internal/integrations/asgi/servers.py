@@ -11,7 +11,7 @@ from opentelemetry.trace import SpanKind
 
 from otel_perf._internal import routes
 from otel_perf._internal.context import REQUEST
-from otel_perf._internal.integrations.asgi import middleware
+from otel_perf._internal.integrations.asgi import django, middleware
 from otel_perf._internal.integrations.asgi.middleware import OtelPerfMiddleware
 from otel_perf._internal.patching import Originals, when_imported, wrap
 
@@ -23,6 +23,7 @@ def patch() -> None:
     when_imported("starlette.applications", _patch_starlette)
     when_imported("fastapi.applications", _patch_fastapi)
     routes.patch()
+    django.patch()
     when_imported("starlette.background", _patch_background)
     # FastAPI 0.16x instruments itself whenever global providers exist (ours): a second SERVER
     # span in another trace and a second duration series without the SLA buckets. Off while
