@@ -35,7 +35,7 @@ def python(name: str) -> str:
     if not pins:
         return sys.executable
     target = CACHE / name
-    digest = hashlib.sha256("\n".join([*pins, (ROOT / "pyproject.toml").read_text()]).encode()).hexdigest()
+    digest = hashlib.sha256("\n".join([*pins, *_runtime_dependencies()]).encode()).hexdigest()
     stamp = target / "otel-perf-matrix.sha256"
     exe = target / "bin" / "python"
     if exe.exists() and stamp.exists() and stamp.read_text() == digest:
@@ -48,6 +48,16 @@ def python(name: str) -> str:
         raise AssertionError(f"could not build the {name} environment ({' '.join(pins)}):\n{result.stderr[-3000:]}")
     stamp.write_text(digest)
     return str(exe)
+
+
+def _runtime_dependencies() -> list[str]:
+    """otel-perf's own requirements (not its extras: test-only changes keep the venvs)."""
+    text = (ROOT / "pyproject.toml").read_text()
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: any change to the file rebuilds
+        return [text]
+    return list(tomllib.loads(text)["project"]["dependencies"])
 
 
 if __name__ == "__main__":  # build them all ahead of a test run: python -m tests.matrix.envs
