@@ -28,6 +28,7 @@ SERVERS = {
     "uvicorn --workers 2": lambda **e: serve(extra=("--workers", "2"), **e),
     "gunicorn -w 2": lambda **e: serve(server="gunicorn", extra=("-w", "2"), **e),
     "python -m gunicorn -w 2": lambda **e: python_m_gunicorn(("-w", "2"), **e),
+    "uvicorn --reload": lambda **e: serve(extra=("--reload", "--reload-dir", str(APPS / "reload_watch")), **e),
 }
 
 
