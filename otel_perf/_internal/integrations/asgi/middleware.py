@@ -2,7 +2,10 @@
 
 A marker in the ASGI scope makes a second layer pass straight through. Work that can wait is done
 at collection time (active requests are a plain dict observed by the SDK), and headers are decoded
-only for the three propagation keys.
+only when a request carries one the configured propagators read. A request ends with the last
+byte of its response (background tasks run after it); one whose client went away is recorded
+with ``error.type`` and no 5xx status, outside the error rate. The route template is filled in by
+the framework integrations (``routes``, ``django``) as the request's routes match.
 """
 
 from __future__ import annotations
