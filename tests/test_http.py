@@ -220,3 +220,73 @@ def test_local_summary_gets_every_request(telemetry):
         get(starlette_app.app, path)
     routes = {(r["route"], r["count"], r["errors"]) for r in t.summary.as_dict()["routes"]}
     assert routes == {("/fast", 2, 0), ("/unavailable", 1, 1), ("(unmatched)", 1, 0)}
+
+
+@pytest.fixture
+def propagators():
+    """Install the propagators OTEL_PROPAGATORS would name (the SDK reads it once, at import)."""
+    from opentelemetry import propagate
+
+    saved = propagate.get_global_textmap()
+
+    def use(*names: str) -> None:
+        from opentelemetry.propagators.aws import AwsXRayPropagator
+        from opentelemetry.propagators.b3 import B3MultiFormat, B3SingleFormat
+        from opentelemetry.propagators.composite import CompositePropagator
+        from opentelemetry.propagators.jaeger import JaegerPropagator
+
+        known = {"b3": B3SingleFormat, "b3multi": B3MultiFormat, "jaeger": JaegerPropagator, "xray": AwsXRayPropagator}
+        propagate.set_global_textmap(CompositePropagator([known[n]() for n in names]))
+
+    yield use
+    propagate.set_global_textmap(saved)
+
+
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+PROPAGATED = {
+    "b3": {"b3": f"{TRACE}-b7ad6b7169203331-1"},
+    "b3multi": {"X-B3-TraceId": TRACE, "X-B3-SpanId": "b7ad6b7169203331", "X-B3-Sampled": "1"},
+    "jaeger": {"uber-trace-id": f"{TRACE}:b7ad6b7169203331:0:1"},
+    "xray": {"X-Amzn-Trace-Id": f"Root=1-{TRACE[:8]}-{TRACE[8:]};Parent=b7ad6b7169203331;Sampled=1"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROPAGATED))
+def test_configured_propagators_are_honoured_without_w3c_headers(telemetry, propagators, name):
+    propagators(name)
+    t = telemetry()
+    get(starlette_app.app, "/fast", headers=PROPAGATED[name])
+    (span,) = server_spans(t)
+    assert f"{span.context.trace_id:032x}" == TRACE
+    assert f"{span.parent.span_id:016x}" == "b7ad6b7169203331"
+
+
+def test_cancelled_request_is_not_a_server_error(telemetry):
+    t = telemetry(summary=True)
+    app = OtelPerfMiddleware(starlette_app.app)
+
+    async def call():  # a server that cancels the request's task when the client goes (hypercorn does)
+        scope = {"type": "http", "method": "GET", "path": "/slow", "raw_path": b"/slow", "root_path": "",
+                 "scheme": "http", "query_string": b"s=5", "headers": [], "http_version": "1.1",
+                 "server": ("testserver", 80), "client": ("127.0.0.1", 1)}
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            pass
+
+        task = asyncio.create_task(app(scope, receive, send))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(call())
+    (span,) = server_spans(t)
+    assert span.attributes["error.type"] == "CancelledError"
+    assert "http.response.status_code" not in span.attributes  # no response was sent
+    (point,) = t.points(HTTP_SERVER_DURATION.name)
+    assert point.attributes["error.type"] == "CancelledError" and "http.response.status_code" not in point.attributes
+    (row,) = t.summary.as_dict()["routes"]
+    assert (row["route"], row["count"], row["errors"]) == ("/slow", 1, 0)

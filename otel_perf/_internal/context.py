@@ -17,12 +17,13 @@ from opentelemetry import trace
 class Request:
     """One HTTP request in flight: its SERVER span, method, route template and integration state."""
 
-    __slots__ = ("span", "method", "route", "on_end", "db")
+    __slots__ = ("span", "method", "route", "mount", "on_end", "db")
 
     def __init__(self, span: trace.Span, method: str):
         self.span = span
         self.method = method
-        self.route: str | None = None
+        self.route: str | None = None  # set by the framework integration as routes match
+        self.mount = ""  # the matched Mount prefixes so far (Starlette)
         self.on_end: list[Callable[[Request], None]] = []  # called before the span ends
         self.db: Any = None  # the database integration's per-request counts
 

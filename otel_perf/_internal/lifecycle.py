@@ -2,8 +2,9 @@
 
 ``start`` builds the SDK pipeline (``sdk.providers``) and switches the integrations on;
 ``shutdown`` switches them off, prints the local summary and flushes within a bounded time. In a
-gunicorn master, start waits for each forked worker, so workers never share exporter threads,
-counts or a ``service.instance.id``.
+supervisor (gunicorn's master, uvicorn with several workers or --reload) start waits for the
+workers; after any fork the child starts anew, so processes never share exporter threads, counts
+or a ``service.instance.id``; the first process merges every worker's summary into one.
 """
 
 from __future__ import annotations
@@ -12,24 +13,28 @@ import atexit
 import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
 
-from otel_perf._internal import integrations
+from otel_perf._internal import integrations, workers
 from otel_perf._internal.config.settings import Settings
-from otel_perf._internal.sdk import providers
+from otel_perf._internal.patching import when_imported
+from otel_perf._internal.sdk import forks, providers
+from otel_perf._internal.summary import shared
 
 log = logging.getLogger("otel_perf")
 _lock = threading.RLock()  # shutdown may run from a signal handler on the thread that holds it
-_deferred = False
+_deferred = False  # a supervisor: telemetry starts in its workers
+_started: tuple[Settings, bool, dict[str, Any]] | None = None  # what start() was given, for forks
+_exit_registered = False
+_forks_watched = False
 
 
 def start(settings: Settings, entry_points: bool = True, span_processors: Sequence[Any] = (),
           metric_readers: Sequence[Any] = (), views: Sequence[Any] = ()) -> None:
     """Configure telemetry once per process (a second call warns and keeps the first)."""
-    global _deferred
+    global _deferred, _started
     extras = {"span_processors": span_processors, "metric_readers": metric_readers, "views": views}
     with _lock:
         if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
@@ -37,16 +42,52 @@ def start(settings: Settings, entry_points: bool = True, span_processors: Sequen
         if providers.current() is not None or _deferred:
             log.warning("otel-perf: configure() was already called in this process; keeping the first configuration")
             return
-        if _is_prefork_master():
-            # gunicorn's master serves nothing: start in each worker instead.
+        _started = (settings, entry_points, extras)
+        if workers.is_supervisor():
+            # gunicorn's master, uvicorn --workers/--reload: they serve nothing and must hold no
+            # exporter, port or count. Telemetry starts in each worker (forked: _after_fork;
+            # spawned: the worker's own start-up); this process names the service for them all
+            # and merges their summaries when it exits, after them.
             _deferred = True
-            providers.plan_announcement(settings)
-            os.register_at_fork(after_in_child=lambda: _start_in_worker(settings, entry_points, extras))
+            _watch_forks()
+            local = providers.plan_announcement(settings)
+            providers.name_service(settings)
+            if providers.summary_wanted(settings, local):
+                shared.join()
+                if shared.is_owner():
+                    atexit.register(_merge_summaries, settings)
             return
-        telemetry = providers.start(settings, **extras)
-        integrations.install(telemetry, entry_points=entry_points)
+        _start(settings, entry_points, extras)
+
+
+def _start(settings: Settings, entry_points: bool, extras: dict[str, Any], plan: Any = None) -> None:
+    telemetry = providers.start(settings, plan=plan, **extras)
+    if telemetry.summary is not None:
+        shared.join()  # the first process of the service merges the others' summaries
+    integrations.install(telemetry, entry_points=entry_points)
+    _watch_forks()
+    global _exit_registered
+    if not _exit_registered:
+        _exit_registered = True
         atexit.register(shutdown)
-        _flush_on_sigterm()
+        when_imported("multiprocessing.util", _flush_in_multiprocessing_children)
+    _flush_on_sigterm()
+
+
+class _Children:
+    """multiprocessing's after-fork registry holds its key weakly: one module-level instance."""
+
+
+_CHILDREN = _Children()
+
+
+def _flush_in_multiprocessing_children(util: Any) -> None:
+    """A multiprocessing child ends with os._exit (no atexit): flush from its exit finalizers."""
+
+    def in_child(_: Any) -> None:
+        util.Finalize(None, shutdown, exitpriority=0)
+
+    util.register_after_fork(_CHILDREN, in_child)
 
 
 def shutdown(timeout: float | None = None) -> None:
@@ -56,28 +97,51 @@ def shutdown(timeout: float | None = None) -> None:
         _flush(timeout)
 
 
-def _start_in_worker(settings: Settings, entry_points: bool, extras: dict[str, Any]) -> None:
+def _after_fork() -> None:
+    """Any fork starts clean (gunicorn workers, ``python -m gunicorn``, multiprocessing, uWSGI,
+    Celery prefork): the parent's providers are silenced, and new ones, with a new
+    ``service.instance.id``, an empty summary and threads of their own, start in the child."""
     global _deferred, _lock
-    if not _deferred:
-        return
-    _deferred = False
     _lock = threading.RLock()
+    shared.forked()
+    if _started is None:
+        return
+    inherited = providers.take_current()
+    if inherited is None and not _deferred:
+        return  # shut down before the fork
+    _deferred = False
+    plan = None
+    if inherited is not None:
+        forks.abandon(inherited)
+        plan = inherited.plan
+    settings, entry_points, extras = _started
     try:
-        start(settings, entry_points, **extras)
+        integrations.uninstall()
+        _start(settings, entry_points, extras, plan)
     except Exception:
-        log.warning("otel-perf: could not start telemetry in worker %d", os.getpid(), exc_info=True)
+        log.warning("otel-perf: could not start telemetry in process %d", os.getpid(), exc_info=True)
 
 
-def _is_prefork_master() -> bool:
-    """True in a gunicorn master process (its parent is not gunicorn; its workers' parent is)."""
-    if not sys.argv or os.path.basename(sys.argv[0]) != "gunicorn":
-        return False
+def _merge_summaries(settings: Settings) -> None:
+    """A supervisor's exit: one summary for every worker's requests."""
     try:
-        with open(f"/proc/{os.getppid()}/cmdline", "rb") as fh:
-            parent = fh.read().split(b"\0")[:2]  # interpreter and script, or the script alone
-    except OSError:
-        return False
-    return not any(os.path.basename(arg) == b"gunicorn" for arg in parent)
+        from otel_perf._internal.summary import Summary
+
+        summary = Summary(settings.slo, service=os.environ.get(workers.DEFAULT_ENV, settings.service_name or ""))
+        shared.gather(summary)
+        summary.emit(settings.summary_file)
+    except Exception:
+        log.warning("otel-perf: could not print the summary", exc_info=True)
+
+
+def _watch_forks() -> None:
+    """Registered once, after the SDK is set up: at-fork hooks run in registration order, and
+    libraries that hold a lock across fork (concurrent.futures, used by the SDK's resource
+    detection) must have released theirs before ours starts new providers in the child."""
+    global _forks_watched
+    if not _forks_watched:
+        _forks_watched = True
+        os.register_at_fork(after_in_child=_after_fork)
 
 
 def _flush(timeout: float | None) -> None:
@@ -87,7 +151,9 @@ def _flush(timeout: float | None) -> None:
         return
     if telemetry.summary is not None:
         try:
-            telemetry.summary.emit(telemetry.settings.summary_file)
+            if not shared.leave(telemetry.summary):  # a worker leaves its part to the first process
+                shared.gather(telemetry.summary)
+                telemetry.summary.emit(telemetry.settings.summary_file)
         except Exception:  # never let reporting break the exit
             log.warning("otel-perf: could not print the summary", exc_info=True)
     sdk_providers = [p for p in (telemetry.tracer_provider, telemetry.meter_provider, telemetry.logger_provider) if p]

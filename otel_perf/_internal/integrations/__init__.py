@@ -23,6 +23,7 @@ OURS = {
     "system_metrics": "otel_perf._internal.integrations.process",
 }
 REPLACED = frozenset({*OURS, "starlette", "fastapi"})
+_INSTRUMENTED: list[Any] = []  # upstream instrumentors this process switched on
 
 
 def install(telemetry: Any, entry_points: bool = True) -> None:
@@ -51,6 +52,12 @@ def load_entry_points(telemetry: Any, disabled: set[str]) -> list[str]:
 
     from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
 
+    for instrumentor in _INSTRUMENTED:  # a forked child: re-point them at its new providers
+        try:
+            instrumentor.uninstrument()
+        except Exception:
+            log.debug("otel-perf: could not uninstrument %r", instrumentor, exc_info=True)
+    _INSTRUMENTED.clear()
     loaded = []
     for ep in entry_points(group="opentelemetry_instrumentor"):
         if ep.name in disabled or ep.name in REPLACED:
@@ -58,9 +65,11 @@ def load_entry_points(telemetry: Any, disabled: set[str]) -> list[str]:
         try:
             if ep.dist is not None and get_dist_dependency_conflicts(ep.dist):
                 continue  # the library it instruments is not installed (or the wrong version)
-            ep.load()().instrument(
+            instrumentor = ep.load()()
+            instrumentor.instrument(
                 tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, skip_dep_check=True
             )
+            _INSTRUMENTED.append(instrumentor)
             loaded.append(ep.name)
         except Exception:
             log.warning("otel-perf: could not load instrumentation %s", ep.name, exc_info=True)

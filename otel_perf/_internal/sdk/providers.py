@@ -21,7 +21,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider, sampling
 
-from otel_perf._internal import VERSION
+from otel_perf._internal import VERSION, workers
 from otel_perf._internal.config.settings import Settings
 from otel_perf._internal.sdk import health
 from otel_perf._internal.sdk.health import SIGNALS
@@ -39,6 +39,7 @@ class Telemetry:
     local: bool
     summary: Any = None  # summary.Summary in local mode (or when OTEL_PERF_SUMMARY=true)
     logger_provider: Any = None
+    plan: Any = None  # (exporter per signal, local): a forked child reuses it instead of probing again
 
 
 _current: Telemetry | None = None
@@ -50,12 +51,12 @@ def current() -> Telemetry | None:
 
 
 def start(settings: Settings, span_processors: Sequence[Any] = (), metric_readers: Sequence[Any] = (),
-          views: Sequence[Any] = ()) -> Telemetry:
+          views: Sequence[Any] = (), plan: Any = None) -> Telemetry:
     """Build and install the providers for ``settings``, plus the application's own span
     processors, metric readers and views; returns the new Telemetry."""
     global _current
     _apply_env_defaults(settings)
-    exporters, local = _plan_exports(settings)
+    exporters, local = plan or _plan_exports(settings)
     resource = _resource(settings)
 
     tracer_provider = TracerProvider(resource=resource, sampler=_sampler(settings), shutdown_on_exit=False)
@@ -84,11 +85,11 @@ def start(settings: Settings, span_processors: Sequence[Any] = (), metric_reader
         log.warning("otel-perf: another OpenTelemetry SDK was already installed globally; ours records alongside it")
 
     summary = None
-    if settings.summary == "true" or (settings.summary == "auto" and local):
+    if summary_wanted(settings, local):
         from otel_perf._internal.summary import Summary
 
         summary = Summary(settings.slo, service=resource.attributes.get("service.name", ""))
-    _current = Telemetry(settings, tracer_provider, meter_provider, local, summary, logger_provider)
+    _current = Telemetry(settings, tracer_provider, meter_provider, local, summary, logger_provider, (exporters, local))
     health.HEALTH.observe(meter_provider)
     health.quiet_export_errors()
     return _current
@@ -141,9 +142,14 @@ def _plan_exports(settings: Settings) -> tuple[dict[str, str], bool]:
     return plan, False
 
 
-def plan_announcement(settings: Settings) -> None:
-    """Say once, in a parent process, where telemetry will go (workers inherit the silence)."""
-    _plan_exports(settings)
+def plan_announcement(settings: Settings) -> bool:
+    """Say once, in a parent process, where telemetry will go (workers inherit the silence);
+    True in local mode."""
+    return _plan_exports(settings)[1]
+
+
+def summary_wanted(settings: Settings, local: bool) -> bool:
+    return settings.summary == "true" or (settings.summary == "auto" and local)
 
 
 def _announce(line: str) -> None:
@@ -170,18 +176,14 @@ def _resource(settings: Settings) -> Resource:
     if settings.service_name:
         attributes["service.name"] = settings.service_name
     elif not os.environ.get("OTEL_SERVICE_NAME") and "service.name" not in attributes:
-        attributes["service.name"] = _program_name()
+        attributes["service.name"] = workers.default_service_name()
     return Resource.create(attributes)
 
 
-def _program_name() -> str:
-    """A useful default service name: the script or module being run, not ``unknown_service``."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is not None and spec.name:
-        return spec.name.removesuffix(".__main__")
-    argv0 = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return os.path.splitext(argv0)[0] if argv0 not in ("", "-c", "-m") else "unknown_service:python"
+def name_service(settings: Settings) -> None:
+    """Decide the default service name now (a supervisor, for the workers it starts)."""
+    if not settings.service_name and "service.name" not in (settings.resource_attributes or {}):
+        workers.default_service_name()
 
 
 def _sampler(settings: Settings) -> sampling.Sampler:

@@ -24,7 +24,7 @@ MAX_SERIES = 1000  # routes/shapes beyond this are folded into one "(other)" row
 
 
 class _Series:
-    __slots__ = ("count", "errors", "total", "maximum", "slow", "threshold", "samples")
+    __slots__ = ("count", "errors", "total", "maximum", "slow", "threshold", "samples", "weights")
 
     def __init__(self) -> None:
         self.count = 0
@@ -34,6 +34,7 @@ class _Series:
         self.slow = 0
         self.threshold = 0.0
         self.samples: list[float] = []
+        self.weights: list[float] | None = None  # after merging processes: requests each sample stands for
 
     def add(self, duration: float) -> None:
         self.count += 1
@@ -48,11 +49,44 @@ class _Series:
                 self.samples[slot] = duration
 
     def quantiles(self) -> dict[str, float]:
+        if self.weights is not None:
+            return self._weighted_quantiles()
         ordered = sorted(self.samples)
         if not ordered:
             return {"p50": 0.0, "p95": 0.0, "p99": 0.0}
         n = len(ordered)  # nearest rank: the ceil(q * n)-th smallest sample
         return {f"p{round(q * 100)}": ordered[max(0, math.ceil(q * n) - 1)] for q in (0.50, 0.95, 0.99)}
+
+    def _weighted_quantiles(self) -> dict[str, float]:
+        pairs = sorted(zip(self.samples, self.weights or (), strict=False))
+        total = sum(w for _, w in pairs)
+        out = {}
+        for q in (0.50, 0.95, 0.99):
+            running, value = 0.0, pairs[-1][0] if pairs else 0.0
+            for sample, weight in pairs:
+                running += weight
+                if running >= q * total - 1e-9:
+                    value = sample
+                    break
+            out[f"p{round(q * 100)}"] = value
+        return out
+
+    def state(self) -> list:
+        """Everything needed to merge this series with another process's (JSON-ready)."""
+        weights = self.weights if self.weights is not None else [self.count / len(self.samples)] * len(self.samples) if self.samples else []
+        return [self.count, self.errors, self.total, self.maximum, self.slow, self.threshold, self.samples, weights]
+
+    def merge(self, state: list) -> None:
+        count, errors, total, maximum, slow, threshold, samples, weights = state
+        mine = self.state()[7]
+        self.count += count
+        self.errors += errors
+        self.total += total
+        self.maximum = max(self.maximum, maximum)
+        self.slow += slow
+        self.threshold = threshold or self.threshold
+        self.samples = [*self.samples, *samples]
+        self.weights = [*mine, *weights]
 
 
 class Summary:
@@ -94,6 +128,27 @@ class Summary:
             if key not in table and len(table) >= MAX_SERIES:
                 key = overflow
             return table.setdefault(key, _Series())
+
+    # -- several processes, one summary (see summary.shared) ---------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "routes": [[m, r, s.state()] for (m, r), s in self._routes.items()],
+                "queries": [[shape, s.state()] for shape, s in self._queries.items()],
+                "n_plus_one": [[r, shape, n, top] for (r, shape), (n, top) in self._n_plus_one.items()],
+            }
+
+    def merge(self, state: dict[str, Any]) -> None:
+        for method, route, series in state.get("routes", ()):
+            self._series(self._routes, (method, route), ("*", "(other)")).merge(series)
+        for shape, series in state.get("queries", ()):
+            self._series(self._queries, shape, "(other)").merge(series)
+        with self._lock:
+            for route, shape, n, top in state.get("n_plus_one", ()):
+                entry = self._n_plus_one.setdefault((route, shape), [0, 0])
+                entry[0] += n
+                entry[1] = max(entry[1], top)
 
     # -- reporting -------------------------------------------------------------------------------
 

@@ -2,14 +2,17 @@
 
 A marker in the ASGI scope makes a second layer pass straight through. Work that can wait is done
 at collection time (active requests are a plain dict observed by the SDK), and headers are decoded
-only for the three propagation keys.
+only when a request carries one the configured propagators read. A request ends with the last
+byte of its response (background tasks run after it); one whose client went away is recorded
+with ``error.type`` and no 5xx status, outside the error rate. The route template is filled in by
+the framework integrations (``routes``, ``django``) as the request's routes match.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from time import perf_counter
+from time import perf_counter, time_ns
 from typing import Any
 
 from opentelemetry import context, propagate, trace
@@ -19,7 +22,6 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_perf._internal import VERSION, catalogue
 from otel_perf._internal.context import REQUEST, Request
-from otel_perf._internal.routes import route_template
 from otel_perf._internal.sdk.deferred import DeferredHistogram
 
 log = logging.getLogger("otel_perf")
@@ -34,7 +36,7 @@ class _HeaderGetter(Getter):
     """Reads propagation headers straight from the ASGI header list (keys are lower-case bytes)."""
 
     def get(self, carrier: list, key: str) -> list[str] | None:
-        wanted = key.encode("latin-1")
+        wanted = key.lower().encode("latin-1")  # X-Ray asks for "X-Amzn-Trace-Id"
         values = [v.decode("latin-1") for k, v in carrier if k == wanted]
         return values or None
 
@@ -43,7 +45,20 @@ class _HeaderGetter(Getter):
 
 
 _GETTER = _HeaderGetter()
-_PROPAGATION = frozenset({b"traceparent", b"tracestate", b"baggage"})
+
+
+def _propagation_headers() -> frozenset[bytes]:
+    """The header names the configured propagators (OTEL_PROPAGATORS: W3C, B3, Jaeger, X-Ray...)
+    read: requests carrying none of them skip extraction altogether."""
+    try:
+        fields = propagate.get_global_textmap().fields
+    except Exception:
+        fields = {"traceparent", "tracestate", "baggage"}
+    return frozenset(f.lower().encode("latin-1") for f in fields)
+
+
+# Disconnected or cancelled: the client went away, not a server error (no 5xx, no error rate).
+_GONE = ("CancelledError", "ClientDisconnect", "ClientDisconnected", "ConnectionResetError", "BrokenPipeError")
 
 
 class Instruments:
@@ -52,6 +67,7 @@ class Instruments:
     def __init__(self, telemetry: Any):
         settings = telemetry.settings
         self.tracer = telemetry.tracer_provider.get_tracer("otel_perf.http", VERSION)
+        self.propagation = _propagation_headers()
         meter = telemetry.meter_provider.get_meter("otel_perf.http", VERSION)
         self.duration = DeferredHistogram(meter, catalogue.HTTP_SERVER_DURATION, settings.slo.http_buckets)
         self.slow = settings.slo.http_latency
@@ -126,8 +142,9 @@ async def _handle(ins: Instruments, app: Any, scope: dict, receive: Callable, se
             method = "_OTHER"
         scheme = scope.get("scheme", "http")
         headers = scope["headers"]
-        # Most requests carry no trace context: skip the propagators unless a header is there.
-        parent = propagate.extract(headers, getter=_GETTER) if any(k in _PROPAGATION for k, _ in headers) else None
+        # Most requests carry no trace context: skip the propagators unless one of their headers is there.
+        propagation = ins.propagation
+        parent = propagate.extract(headers, getter=_GETTER) if any(k in propagation for k, _ in headers) else None
         span = ins.tracer.start_span(
             method, parent, SpanKind.SERVER, {"http.request.method": method, "url.path": scope["path"], "url.scheme": scheme}
         )
@@ -142,20 +159,40 @@ async def _handle(ins: Instruments, app: Any, scope: dict, receive: Callable, se
         return await app(scope, receive, send)
 
     status: int | None = None
+    ended: tuple[float, int] | None = None  # (duration, end time) at the last byte
+    finished = False
+    disconnected = False
+
+    async def receive_wrapper() -> dict:
+        nonlocal disconnected
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            disconnected = True
+        return message
 
     async def send_wrapper(message: dict) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
+        nonlocal status, finished, ended
+        kind = message["type"]
+        if kind == "http.response.start":
             try:
                 status = message["status"]
-                request.route = route_template(scope)
                 if ins.server_timing:
                     ctx = span.get_span_context()
                     value = f'traceparent;desc="00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"'
                     message = {**message, "headers": [*message.get("headers", ()), (b"server-timing", value.encode())]}
             except Exception:
                 _warn_once("could not annotate the response")
+            await send(message)
+            return
         await send(message)
+        # The request ends with the response's last byte: background tasks run after it.
+        if ended is None and (kind == "http.response.body" and not message.get("more_body", False)
+                              or kind == "http.response.pathsend"):
+            ended = (perf_counter() - start, time_ns())
+            if status is None or status < 500:
+                finished = True
+                _end(ins, request, status, None, False, ended, key)
+            # a 5xx waits for the app to return: the exception behind it may follow
 
     inner_send = send_wrapper
     if rum is not None and rum.inject:
@@ -165,49 +202,65 @@ async def _handle(ins: Instruments, app: Any, scope: dict, receive: Callable, se
             _warn_once("could not set up RUM injection")
     error: BaseException | None = None
     try:
-        await app(scope, receive, inner_send)
+        await app(scope, receive_wrapper, inner_send)
     except BaseException as exc:
         error = exc
         raise
     finally:
         try:
-            _finish(ins, scope, request, status, error, perf_counter() - start, key)
-        except Exception:
-            _warn_once("could not finish request telemetry")
-            request.span.end()  # never leave a span open (ending twice is a no-op)
+            if not finished:
+                finished = True
+                gone = ended is None and (disconnected or (error is not None and type(error).__name__ in _GONE))
+                _end(ins, request, status, error, gone, ended or (perf_counter() - start, None), key)
         finally:
             REQUEST.reset(request_token)
             context.detach(token)
 
 
-def _finish(ins: Instruments, scope: dict, request: Request, status: int | None,
-            error: BaseException | None, duration: float, key: tuple[str, str]) -> None:
+def _end(ins: Instruments, request: Request, status: int | None, error: BaseException | None, gone: bool,
+         ended: tuple[float, int | None], key: tuple[str, str]) -> None:
+    try:
+        _finish(ins, request, status, error, gone, ended, key)
+    except Exception:
+        _warn_once("could not finish request telemetry")
+        request.span.end()  # never leave a span open (ending twice is a no-op)
+
+
+def _finish(ins: Instruments, request: Request, status: int | None, error: BaseException | None, gone: bool,
+            ended: tuple[float, int | None], key: tuple[str, str]) -> None:
+    duration, end_time = ended
     ins.active[key] -= 1
     span = request.span
-    route = request.route if request.route is not None else route_template(scope)
-    request.route = route
+    route = request.route
     if route is not None:
         span.update_name(f"{key[0]} {route}")
     error_type = None
     if error is not None and not isinstance(error, GeneratorExit):
         error_type = type(error).__qualname__
         span.record_exception(error, escaped=True)
+    elif gone:  # the client left before the last byte, without an exception reaching us
+        error_type = "ClientDisconnected"
     elif status is not None and status >= 500:
         error_type = str(status)
+    elif status is None:  # the app returned without a response: the server answers 500
+        error_type = "_OTHER"
     if error_type is not None:
         span.set_status(Status(StatusCode.ERROR))
     attributes = ins.attributes(key, status, route, error_type)
     span.set_attributes(attributes)  # one lock round-trip; method/scheme are already set
     # Slow and failed requests are recorded at once, as exemplars of their trace; the rest wait.
-    ins.duration.record(duration, attributes, context.get_current() if error_type or duration > ins.slow else None)
+    exemplar = error_type is not None or duration > ins.slow
+    ins.duration.record(duration, attributes, trace.set_span_in_context(span) if exemplar else None)
     for callback in request.on_end:
         try:
             callback(request)
         except Exception:
             _warn_once("a request-end callback failed")
-    span.end()
+    span.end(end_time)
     if ins.summary is not None:
-        ins.summary.request(key[0], route, status if error is None else (status or 500), duration)
+        # A client that went away is no server error: counted, never in the error rate.
+        server_error = not gone and (error is not None or status is None)
+        ins.summary.request(key[0], route, status if not server_error else (status or 500), duration)
 
 
 _warned: set[str] = set()

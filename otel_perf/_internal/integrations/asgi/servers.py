@@ -1,10 +1,17 @@
 """Patches that put the middleware around unmodified programs: uvicorn's ``Config.load`` and
-Starlette/FastAPI's ``build_middleware_stack``; plus a flush when uvicorn shuts down."""
+Starlette/FastAPI's ``build_middleware_stack``; plus a flush when uvicorn shuts down, route
+templates from the matched routes (``routes``), an INTERNAL span per background task, and
+FastAPI's own telemetry switched off while ours runs."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from opentelemetry.trace import SpanKind
+
+from otel_perf._internal import routes
+from otel_perf._internal.context import REQUEST
+from otel_perf._internal.integrations.asgi import django, middleware
 from otel_perf._internal.integrations.asgi.middleware import OtelPerfMiddleware
 from otel_perf._internal.patching import Originals, when_imported, wrap
 
@@ -15,6 +22,14 @@ def patch() -> None:
     when_imported("uvicorn.server", _patch_uvicorn_shutdown)
     when_imported("starlette.applications", _patch_starlette)
     when_imported("fastapi.applications", _patch_fastapi)
+    routes.patch()
+    django.patch()
+    when_imported("starlette.background", _patch_background)
+    # FastAPI 0.16x instruments itself whenever global providers exist (ours): a second SERVER
+    # span in another trace and a second duration series without the SLA buckets. Off while
+    # ours runs (OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=asgi gives FastAPI's back).
+    when_imported("fastapi.telemetry._asgi", _patch_fastapi_telemetry)
+    when_imported("fastapi.telemetry._runtime", _patch_fastapi_exporters)
 
 
 def _wrap(app: Any) -> Any:
@@ -68,3 +83,56 @@ def _patch_starlette(module: Any) -> None:
 
 def _patch_fastapi(module: Any) -> None:
     wrap(module.FastAPI, "build_middleware_stack", _build_middleware_stack, _ORIGINALS)
+
+
+def _native_enabled(original: Any) -> Any:
+    def enabled(self: Any) -> bool:
+        return False if middleware.ACTIVE is not None else original(self)
+
+    return enabled
+
+
+def _no_extra_exporters(original: Any) -> Any:
+    """FASTAPI_OTEL_AUTO_CONFIGURE would add a second OTLP exporter to our providers."""
+
+    def configure_from_environment(config: Any) -> None:
+        if middleware.ACTIVE is None:
+            original(config)
+
+    return configure_from_environment
+
+
+def _patch_fastapi_telemetry(module: Any) -> None:
+    wrap(module.NativeTelemetry, "enabled", _native_enabled, _ORIGINALS)
+
+
+def _patch_fastapi_exporters(module: Any) -> None:
+    wrap(module, "_configure_from_environment", _no_extra_exporters, _ORIGINALS)
+
+
+def _background_call(original: Any) -> Any:
+    """A background task runs after the response's last byte, outside the request's duration:
+    it gets its own INTERNAL span (a child of the request's), and its statements no longer
+    count towards the request (N+1)."""
+
+    async def call(self: Any) -> None:
+        ins = middleware.ACTIVE
+        if ins is None:
+            return await original(self)
+        func = self.func
+        name = getattr(func, "__qualname__", None) or type(func).__qualname__
+        token = REQUEST.set(None)
+        try:
+            with ins.tracer.start_as_current_span(
+                f"background {name}", kind=SpanKind.INTERNAL,
+                attributes={"code.function.name": f"{getattr(func, '__module__', '')}.{name}"},
+            ):
+                await original(self)
+        finally:
+            REQUEST.reset(token)
+
+    return call
+
+
+def _patch_background(module: Any) -> None:
+    wrap(module.BackgroundTask, "__call__", _background_call, _ORIGINALS)

@@ -271,8 +271,8 @@ def _templates(routes: Iterable[Any], prefix: str = "", depth: int = 0) -> Itera
         if not isinstance(path, str):
             continue
         children = getattr(route, "routes", None)
-        if children and depth < 8:
-            yield from _templates(children, prefix + path, depth + 1)
+        if children and depth < 8:  # a Mount: its prefix without the "/{path}" it compiles
+            yield from _templates(children, prefix + path.removesuffix("/{path}"), depth + 1)
         else:
             yield prefix + path
 

@@ -1,0 +1,68 @@
+"""One summary for a service of several processes (pre-fork workers, multiprocessing children).
+
+The first process of a service (the supervisor, or a single server) names a private directory in
+the environment; every other process inherits it (by fork or by spawn) and, at its exit, leaves its
+partial summary there instead of printing one. The first process merges them at its own exit (a
+supervisor outlives its workers) and prints, and writes OTEL_PERF_SUMMARY_FILE, once for all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import tempfile
+
+from otel_perf._internal.summary import Summary
+
+DIR_ENV = "OTEL_PERF_SUMMARY_DIR"
+_owner = False  # this process merges (it named the directory)
+
+
+def join() -> None:
+    """Name the directory if no parent process did; then this process is the one that merges."""
+    global _owner
+    if os.environ.get(DIR_ENV):
+        return
+    # Named now, created by the first process with something to leave: no cost without workers.
+    os.environ[DIR_ENV] = os.path.join(tempfile.gettempdir(), f"otel-perf-summary-{os.getpid()}-{secrets.token_hex(8)}")
+    _owner = True
+
+
+def forked() -> None:
+    """In a forked child: the parent merges, this process leaves its part."""
+    global _owner
+    _owner = False
+
+
+def is_owner() -> bool:
+    return _owner
+
+
+def leave(summary: Summary) -> bool:
+    """A worker's exit: write its part for the owner to merge; False when there is no owner."""
+    directory = os.environ.get(DIR_ENV)
+    if _owner or not directory:
+        return False
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    part = os.path.join(directory, f"{os.getpid()}-{secrets.token_hex(4)}")
+    with open(part + ".tmp", "w", encoding="utf-8") as fh:
+        json.dump(summary.state(), fh)
+    os.replace(part + ".tmp", part + ".json")  # the owner never reads half a part
+    return True
+
+
+def gather(summary: Summary) -> None:
+    """The owner's exit: merge every part left by the other processes, then remove them."""
+    directory = os.environ.get(DIR_ENV)
+    if not _owner or not directory or not os.path.isdir(directory):
+        return
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".json"):
+            try:
+                with open(os.path.join(directory, name), encoding="utf-8") as fh:
+                    summary.merge(json.load(fh))
+            except (OSError, ValueError):
+                continue  # a worker killed while writing: its part is lost, the rest still counts
+    shutil.rmtree(directory, ignore_errors=True)
