@@ -37,7 +37,8 @@ SLOW_THRESHOLD = "otel_perf.db.slow_threshold"
 QUERY_CLASS = "otel_perf.db.query_class"
 SLOW_EVENT = "otel_perf.db.slow_query"
 N_PLUS_ONE_EVENT = "otel_perf.db.n_plus_one"
-STATEMENTS_PER_CONNECTION = 2048  # cache bound; cleared when exceeded
+STATEMENTS_PER_CONNECTION = 2048  # cache bound in entries, and in bytes of statement text:
+STATEMENT_BYTES_PER_CONNECTION = 1 << 20  # inlined literals make every statement string new
 SHAPES_PER_REQUEST = 1000  # N+1 bookkeeping bound
 _UNSET = Status(StatusCode.UNSET)
 
@@ -120,7 +121,7 @@ class Statement:
 class ConnectionInfo:
     """What one connection contributes to every span, plus its statement cache."""
 
-    __slots__ = ("namespace", "host", "port", "plain", "with_params")
+    __slots__ = ("namespace", "host", "port", "plain", "with_params", "cached_bytes")
 
     def __init__(self, connection: Any):
         info = connection.info
@@ -130,6 +131,7 @@ class ConnectionInfo:
         self.port = info.port
         self.plain: dict[str, Statement] = {}
         self.with_params: dict[str, Statement] = {}
+        self.cached_bytes = 0
 
 
 class Recorder:
@@ -165,9 +167,12 @@ class Recorder:
         key = query if isinstance(query, str) else _as_text(query, conn)
         stmt = cache.get(key)
         if stmt is None:
-            if len(cache) >= STATEMENTS_PER_CONNECTION:
-                cache.clear()
+            if len(cache) >= STATEMENTS_PER_CONNECTION or info.cached_bytes >= STATEMENT_BYTES_PER_CONNECTION:
+                info.plain.clear()
+                info.with_params.clear()
+                info.cached_bytes = 0
             stmt = cache[key] = self._build(shape_of(key, has_params), info)
+            info.cached_bytes += len(key) + 200
         return stmt
 
     def record(self, cursor: Any, query: Any, has_params: bool, start: int, end: int,
