@@ -19,6 +19,7 @@ from typing import Any
 
 from otel_perf._internal import integrations
 from otel_perf._internal.config.settings import Settings
+from otel_perf._internal.sdk import logs as sdk_logs
 from otel_perf._internal.sdk import providers
 
 log = logging.getLogger("otel_perf")
@@ -43,8 +44,16 @@ def start(settings: Settings, entry_points: bool = True, span_processors: Sequen
             providers.plan_announcement(settings)
             os.register_at_fork(after_in_child=lambda: _start_in_worker(settings, entry_points, extras))
             return
-        telemetry = providers.start(settings, **extras)
-        integrations.install(telemetry, entry_points=entry_points)
+        try:
+            telemetry = providers.start(settings, **extras)
+        except Exception as exc:  # a problem of the environment: the program runs without telemetry
+            log.warning("otel-perf: telemetry disabled, it could not start: %s",
+                        f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+            return
+        try:
+            integrations.install(telemetry, entry_points=entry_points)
+        except Exception:
+            log.warning("otel-perf: instrumentation failed; telemetry runs without it", exc_info=True)
         atexit.register(shutdown)
         _flush_on_sigterm()
 
@@ -54,6 +63,34 @@ def shutdown(timeout: float | None = None) -> None:
     with _lock:
         integrations.uninstall()
         _flush(timeout)
+
+
+def flush(timeout: float | None = None) -> None:
+    """Export what is buffered within ``timeout`` s; telemetry stays on (for a server that stops
+    while the process, and maybe other servers in it, go on)."""
+    telemetry = providers.current()
+    if telemetry is None:
+        return
+    sdk_providers = [p for p in (telemetry.tracer_provider, telemetry.meter_provider, telemetry.logger_provider) if p]
+    limit = telemetry.settings.shutdown_timeout if timeout is None else timeout
+    _bounded(lambda: [p.force_flush(int(limit * 1000)) for p in sdk_providers], limit, "flush")
+
+
+def _bounded(work: Any, limit: float, what: str) -> None:
+    """Run ``work`` on a daemon thread, waiting at most ``limit`` s (a dead Collector makes
+    exporters retry with backoff)."""
+
+    def run() -> None:
+        try:
+            work()
+        except Exception:
+            log.debug("otel-perf: telemetry %s failed", what, exc_info=True)
+
+    worker = threading.Thread(target=run, name=f"otel-perf-{what}", daemon=True)
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        log.warning("otel-perf: telemetry %s did not finish within %.1fs; unsent data dropped", what, limit)
 
 
 def _start_in_worker(settings: Settings, entry_points: bool, extras: dict[str, Any]) -> None:
@@ -92,20 +129,17 @@ def _flush(timeout: float | None) -> None:
             log.warning("otel-perf: could not print the summary", exc_info=True)
     sdk_providers = [p for p in (telemetry.tracer_provider, telemetry.meter_provider, telemetry.logger_provider) if p]
     limit = telemetry.settings.shutdown_timeout if timeout is None else timeout
+    if telemetry.logger_provider is not None:
+        sdk_logs.stop()  # the program's logging goes on without us
 
-    def flush() -> None:
+    def stop_all() -> None:
         for provider in sdk_providers:
             try:
                 provider.shutdown()
             except Exception:
                 log.debug("otel-perf: provider shutdown failed", exc_info=True)
 
-    # A dead Collector makes exporters retry with backoff; a daemon thread bounds how long we wait.
-    worker = threading.Thread(target=flush, name="otel-perf-shutdown", daemon=True)
-    worker.start()
-    worker.join(limit)
-    if worker.is_alive():
-        log.warning("otel-perf: telemetry flush did not finish within %.1fs; unsent data dropped", limit)
+    _bounded(stop_all, limit, "flush")
 
 
 def _flush_on_sigterm() -> None:
