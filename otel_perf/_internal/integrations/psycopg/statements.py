@@ -101,7 +101,7 @@ class SpanEmitter:
 class Statement:
     """A statement on one database: its shape and prebuilt attribute dicts (shared, never mutated)."""
 
-    __slots__ = ("shape", "span_attrs", "metric_attrs", "threshold", "text_for_class", "class_attrs")
+    __slots__ = ("shape", "span_attrs", "metric_attrs", "threshold", "text_for_class", "class_attrs", "error_attrs")
 
     def __init__(self, shape: Shape, span_attrs: dict, metric_attrs: dict, threshold: float):
         self.shape = shape
@@ -110,6 +110,16 @@ class Statement:
         self.threshold = threshold
         self.text_for_class = shape.text or shape.summary
         self.class_attrs: dict[str, dict] = {}  # metric attributes inside query_class(name), built once
+        self.error_attrs: dict[tuple[int, str], dict] = {}  # ... of failed statements, per error type
+
+    def failed_attrs(self, metric_attrs: dict, error_type: str) -> dict:
+        key = (id(metric_attrs), error_type)  # metric_attrs: this statement's own, kept alive by it
+        attrs = self.error_attrs.get(key)
+        if attrs is None:
+            if len(self.error_attrs) >= 64:  # error types come from SQLSTATEs and exception classes
+                self.error_attrs.clear()
+            attrs = self.error_attrs[key] = {**metric_attrs, "error.type": error_type}
+        return attrs
 
     def metric_attrs_in(self, query_class: str) -> dict:
         attrs = self.class_attrs.get(query_class)
@@ -210,8 +220,8 @@ class Recorder:
                 exemplar = span
 
             metric_attrs = stmt.metric_attrs if query_class is None else stmt.metric_attrs_in(query_class.name)
-            if error is not None:
-                metric_attrs = {**metric_attrs, "error.type": attrs["error.type"]}
+            if error is not None:  # one shared dict per series: the histogram groups values by it
+                metric_attrs = stmt.failed_attrs(metric_attrs, attrs["error.type"])
             context = trace.set_span_in_context(exemplar) if slow and exemplar is not None else None
             self.duration.record(duration, metric_attrs, context)
 
