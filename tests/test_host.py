@@ -392,3 +392,21 @@ def test_one_query_class_object_shared_by_concurrent_tasks():
     asyncio.run(run())
     assert seen == [("a", "rls"), ("b", "rls"), ("a", None), ("b", None)]
     assert CURRENT.get() is None
+
+
+@pytest.mark.timeout(60)
+def test_the_stat_statements_poller_gives_up_on_a_hanging_server():
+    """A server that accepts and never answers: the poll fails (and is retried later) instead of
+    holding its thread, and the exit waiting for it, for ever."""
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    from otel_perf._internal.integrations.pg_stat_statements import StatStatements
+
+    hanging = Hanging()
+    port = hanging.endpoint.rsplit(":", 1)[1]
+    poller = StatStatements(MeterProvider().get_meter("t"), f"postgresql://postgres@127.0.0.1:{port}/app")
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            poller.poll()
+    finally:
+        hanging.close()
