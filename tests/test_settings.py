@@ -39,7 +39,9 @@ def test_slo_env_and_kwargs_override_file(tmp_path):
 @pytest.mark.parametrize(
     ("env", "named", "accepted"),
     [
-        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc, http/protobuf"),
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}, "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc, http/protobuf, http/json"),
+        ({"OTEL_TRACES_EXPORTER": "otlp,zipkin"}, "OTEL_TRACES_EXPORTER", "otlp, console, none"),
+        ({"OTEL_LOGS_EXPORTER": "none,otlp"}, "OTEL_LOGS_EXPORTER", "a comma-separated list"),
         ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER", "otlp, console, none"),
         ({"OTEL_METRICS_EXPORTER": "statsd"}, "OTEL_METRICS_EXPORTER", "otlp, prometheus, console, none"),
         ({"OTEL_TRACES_SAMPLER": "sometimes"}, "OTEL_TRACES_SAMPLER", "always_on"),

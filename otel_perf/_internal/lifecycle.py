@@ -21,6 +21,7 @@ from otel_perf._internal import integrations, workers
 from otel_perf._internal.config.settings import Settings
 from otel_perf._internal.patching import when_imported
 from otel_perf._internal.sdk import forks, providers
+from otel_perf._internal.sdk import logs as sdk_logs
 from otel_perf._internal.summary import shared
 
 log = logging.getLogger("otel_perf")
@@ -61,10 +62,18 @@ def start(settings: Settings, entry_points: bool = True, span_processors: Sequen
 
 
 def _start(settings: Settings, entry_points: bool, extras: dict[str, Any], plan: Any = None) -> None:
-    telemetry = providers.start(settings, plan=plan, **extras)
+    try:
+        telemetry = providers.start(settings, plan=plan, **extras)
+    except Exception as exc:  # a problem of the environment: the program runs without telemetry
+        log.warning("otel-perf: telemetry disabled, it could not start: %s",
+                    f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+        return
     if telemetry.summary is not None:
         shared.join()  # the first process of the service merges the others' summaries
-    integrations.install(telemetry, entry_points=entry_points)
+    try:
+        integrations.install(telemetry, entry_points=entry_points)
+    except Exception:
+        log.warning("otel-perf: instrumentation failed; telemetry runs without it", exc_info=True)
     _watch_forks()
     global _exit_registered
     if not _exit_registered:
@@ -95,6 +104,34 @@ def shutdown(timeout: float | None = None) -> None:
     with _lock:
         integrations.uninstall()
         _flush(timeout)
+
+
+def flush(timeout: float | None = None) -> None:
+    """Export what is buffered within ``timeout`` s; telemetry stays on (for a server that stops
+    while the process, and maybe other servers in it, go on)."""
+    telemetry = providers.current()
+    if telemetry is None:
+        return
+    sdk_providers = [p for p in (telemetry.tracer_provider, telemetry.meter_provider, telemetry.logger_provider) if p]
+    limit = telemetry.settings.shutdown_timeout if timeout is None else timeout
+    _bounded(lambda: [p.force_flush(int(limit * 1000)) for p in sdk_providers], limit, "flush")
+
+
+def _bounded(work: Any, limit: float, what: str) -> None:
+    """Run ``work`` on a daemon thread, waiting at most ``limit`` s (a dead Collector makes
+    exporters retry with backoff)."""
+
+    def run() -> None:
+        try:
+            work()
+        except Exception:
+            log.debug("otel-perf: telemetry %s failed", what, exc_info=True)
+
+    worker = threading.Thread(target=run, name=f"otel-perf-{what}", daemon=True)
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        log.warning("otel-perf: telemetry %s did not finish within %.1fs; unsent data dropped", what, limit)
 
 
 def _after_fork() -> None:
@@ -156,22 +193,19 @@ def _flush(timeout: float | None) -> None:
                 telemetry.summary.emit(telemetry.settings.summary_file)
         except Exception:  # never let reporting break the exit
             log.warning("otel-perf: could not print the summary", exc_info=True)
+    if telemetry.logger_provider is not None:
+        sdk_logs.stop()  # the program's logging goes on without us
     sdk_providers = [p for p in (telemetry.tracer_provider, telemetry.meter_provider, telemetry.logger_provider) if p]
     limit = telemetry.settings.shutdown_timeout if timeout is None else timeout
 
-    def flush() -> None:
+    def stop_all() -> None:
         for provider in sdk_providers:
             try:
                 provider.shutdown()
             except Exception:
                 log.debug("otel-perf: provider shutdown failed", exc_info=True)
 
-    # A dead Collector makes exporters retry with backoff; a daemon thread bounds how long we wait.
-    worker = threading.Thread(target=flush, name="otel-perf-shutdown", daemon=True)
-    worker.start()
-    worker.join(limit)
-    if worker.is_alive():
-        log.warning("otel-perf: telemetry flush did not finish within %.1fs; unsent data dropped", limit)
+    _bounded(stop_all, limit, "flush")
 
 
 def _flush_on_sigterm() -> None:

@@ -14,6 +14,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # The class of the statements running now (set by query_class); read on every statement.
 CURRENT: ContextVar[QueryClass | None] = ContextVar("otel_perf.db.query_class", default=None)
+# The reset tokens of the ``with query_class(...)`` blocks open in this context: per task and
+# thread, so one query_class object can be entered by many tasks at once.
+_OPEN: ContextVar[tuple[Any, ...]] = ContextVar("otel_perf.db.query_class_tokens", default=())
 
 
 class query_class:  # noqa: N801 - used like a function: ``with query_class("rls"):`` / ``@query_class("rls")``
@@ -26,14 +29,20 @@ class query_class:  # noqa: N801 - used like a function: ``with query_class("rls
 
     def __init__(self, name: str, threshold: float | None = None):
         self.qc = QueryClass(name, threshold or 0.0)  # 0: look the threshold up in the SLO
-        self._tokens: list[Any] = []
 
     def __enter__(self) -> query_class:
-        self._tokens.append(CURRENT.set(self.qc))
+        _OPEN.set((*_OPEN.get(), CURRENT.set(self.qc)))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        CURRENT.reset(self._tokens.pop())
+        tokens = _OPEN.get()
+        if not tokens:
+            return  # exited in another context than it was entered in: nothing of ours to undo
+        _OPEN.set(tokens[:-1])
+        try:
+            CURRENT.reset(tokens[-1])
+        except ValueError:  # entered in another context: leave that context's value alone
+            CURRENT.set(None)
 
     async def __aenter__(self) -> query_class:
         return self.__enter__()

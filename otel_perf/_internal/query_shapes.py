@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 from pglast import parser
 from pglast.keywords import RESERVED_KEYWORDS, UNRESERVED_KEYWORDS
 from pglast.visitors import Visitor
+
+from otel_perf._internal.bounded import BoundedCache
 
 MAX_CACHED = 8192  # longer statements (bulk literal INSERTs) are not worth a cache slot
 MAX_PARSED = 200_000  # longer ones are summarised by keyword only (bounded time)
@@ -57,16 +58,20 @@ class Shape:
         return self.text or self.summary
 
 
+# Statement strings can carry inlined literals (a new string per call): bounded in bytes.
+_BY_STATEMENT = BoundedCache(max_bytes=2 << 20)
+_BY_NORMALIZED = BoundedCache(max_bytes=4 << 20)
+
+
 def shape_of(query: str, has_params: bool = False) -> Shape:
     """The shape of ``query``; ``has_params`` says psycopg placeholders (``%s``) are in use."""
-    if len(query) <= MAX_CACHED:
-        return _cached(query, has_params)
-    return _shape(query, has_params)
-
-
-@lru_cache(maxsize=4096)
-def _cached(query: str, has_params: bool) -> Shape:
-    return _shape(query, has_params)
+    if len(query) > MAX_CACHED:
+        return _shape(query, has_params)
+    key = (query, has_params)
+    shape = _BY_STATEMENT.get(key)
+    if shape is None:
+        shape = _BY_STATEMENT.put(key, _shape(query, has_params), len(query))  # the shape is shared
+    return shape
 
 
 # psycopg placeholders: %s %b %t, %(name)s ...; %% is a literal percent.
@@ -99,16 +104,20 @@ def _shape(query: str, has_params: bool) -> Shape:
     sql = _psycopg_to_dollar(query) if has_params and "%" in query else query
     if len(sql) <= MAX_PARSED:
         try:
-            return _from_normalized(parser.normalize(sql))
+            normalized = parser.normalize(sql)
+            shape = _BY_NORMALIZED.get(normalized)
+            if shape is None:
+                shape = _from_normalized(normalized)
+                _BY_NORMALIZED.put(normalized, shape, len(normalized) + len(shape.text or "") + len(shape.summary))
+            return shape
         except Exception:  # noqa: BLE001 - any parser failure means: summary only
             pass
     keyword = _leading_keyword(query)
     return Shape(keyword or "UNKNOWN", None, keyword, None)
 
 
-@lru_cache(maxsize=4096)
 def _from_normalized(normalized: str) -> Shape:
-    """Second cache level: statements differing only in literals share one parse."""
+    """Second cache level (by normalized text): statements differing only in literals share one."""
     text = _COMMENT.sub(" ", normalized)
     text = _PARAM.sub("?", text)
     text = _IN_LIST.sub("IN (?)", text)

@@ -12,10 +12,14 @@ def boot() -> None:
     """Configure from the environment; bad configuration exits with one line, anything else warns."""
     try:
         from otel_perf._internal import lifecycle
+        from otel_perf._internal.config.errors import ConfigError
         from otel_perf._internal.config.settings import Settings
-
+    except Exception as exc:
+        print(f"otel-perf: telemetry disabled, start-up failed: {exc!r}", file=sys.stderr, flush=True)
+        return
+    try:
         lifecycle.start(Settings.resolve(), entry_points=True)
-    except ValueError as exc:  # ConfigError: one clear line, no traceback
+    except ConfigError as exc:  # only invalid explicit configuration stops the program: one line
         print(f"otel-perf: invalid configuration: {exc}", file=sys.stderr, flush=True)
         os._exit(2)
     except Exception as exc:  # telemetry must never stop the program

@@ -17,8 +17,16 @@ class Distro(BaseDistro):
     def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
         from otel_perf._internal.integrations import REPLACED
 
-        if entry_point.name not in REPLACED:
+        if entry_point.name in REPLACED:
+            return
+        try:
             super().load_instrumentor(entry_point, **kwargs)
+        except Exception:  # upstream would re-raise it into the program; one instrumentation is not worth that
+            import logging
+
+            logging.getLogger("otel_perf").warning(
+                "otel-perf: could not load instrumentation %s; the program runs without it", entry_point.name,
+                exc_info=True)
 
 
 class Configurator(_BaseConfigurator):

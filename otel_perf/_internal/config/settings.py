@@ -88,9 +88,26 @@ def _names(raw: Any) -> tuple[str, ...]:
 
 _names.accepted = ("names separated by commas",)  # type: ignore[attr-defined]
 
-_PROTOCOLS = _choice("grpc", "http/protobuf")
-_SPAN_EXPORTERS = _choice("otlp", "console", "none")
-_METRIC_EXPORTERS = _choice("otlp", "prometheus", "console", "none")
+def _exporters(*values: str) -> Parser:
+    """OTEL_*_EXPORTER: a comma-separated list (the specification's syntax), kept as
+    ``"otlp,console"``; ``none`` only alone."""
+
+    def parse(raw: Any) -> str:
+        items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+        names = list(dict.fromkeys(str(s).strip().lower() for s in items if str(s).strip()))
+        if not names or any(n not in values for n in names) or ("none" in names and len(names) > 1):
+            raise ValueError
+        return ",".join(names)
+
+    parse.accepted = (*values, "a comma-separated list of them")  # type: ignore[attr-defined]
+    return parse
+
+
+# http/json is the specification's third protocol; Python's exporters do not speak it, so the
+# SDK set-up sends http/protobuf to the same endpoint instead and says so once.
+_PROTOCOLS = _choice("grpc", "http/protobuf", "http/json")
+_SPAN_EXPORTERS = _exporters("otlp", "console", "none")
+_METRIC_EXPORTERS = _exporters("otlp", "prometheus", "console", "none")
 _COMPRESSION = _choice("gzip", "deflate", "none")
 
 
@@ -116,9 +133,9 @@ class Settings:
     logs_protocol: str | None = setting("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", None, _PROTOCOLS, "Protocol for logs.")
     compression: str | None = setting("OTEL_EXPORTER_OTLP_COMPRESSION", None, _COMPRESSION, "OTLP compression.")
     timeout: float | None = setting("OTEL_EXPORTER_OTLP_TIMEOUT", None, _number(0.1), "OTLP export timeout in seconds (as the Python exporters read it).")
-    traces_exporter: str = setting("OTEL_TRACES_EXPORTER", "otlp", _SPAN_EXPORTERS, "Trace exporter.")
-    metrics_exporter: str = setting("OTEL_METRICS_EXPORTER", "otlp", _METRIC_EXPORTERS, "Metric exporter.")
-    logs_exporter: str = setting("OTEL_LOGS_EXPORTER", "otlp", _SPAN_EXPORTERS, "Log exporter.")
+    traces_exporter: str = setting("OTEL_TRACES_EXPORTER", "otlp", _SPAN_EXPORTERS, "Trace exporters (comma-separated).")
+    metrics_exporter: str = setting("OTEL_METRICS_EXPORTER", "otlp", _METRIC_EXPORTERS, "Metric exporters (comma-separated).")
+    logs_exporter: str = setting("OTEL_LOGS_EXPORTER", "otlp", _SPAN_EXPORTERS, "Log exporters (comma-separated).")
     sampler: str = setting(
         "OTEL_TRACES_SAMPLER",
         "parentbased_always_on",

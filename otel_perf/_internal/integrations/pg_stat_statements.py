@@ -29,6 +29,7 @@ from otel_perf._internal.query_shapes import shape_of
 log = logging.getLogger("otel_perf")
 
 MAX_TRACKED = 20_000  # remembered statements (for deltas); oldest forgotten beyond this
+CONNECT_TIMEOUT = 5  # seconds to connect, and per statement
 
 _QUERY = """
 SELECT s.userid, s.dbid, s.queryid, s.toplevel, d.datname, s.query, s.calls, s.total_exec_time, s.rows
@@ -104,7 +105,10 @@ class StatStatements:
         import psycopg
 
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.dsn, autocommit=True, application_name="otel-perf stat_statements")
+            # Bounded: a hanging server must not hold this thread (and the exit) for long.
+            self._conn = psycopg.connect(self.dsn, autocommit=True, application_name="otel-perf stat_statements",
+                                         connect_timeout=CONNECT_TIMEOUT,
+                                         options=f"-c statement_timeout={CONNECT_TIMEOUT * 1000}")
             self._check()
         try:
             rows = self._conn.execute(_QUERY, (self.top,)).fetchall()
@@ -133,9 +137,12 @@ class StatStatements:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop polling without waiting for a poll in flight (the daemon thread ends on its own)."""
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(5)
+            self._thread.join(0.2)
+            if self._thread.is_alive():
+                return  # mid-poll: closing its connection from here is not safe; it closes on exit
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -160,6 +167,11 @@ class StatStatements:
                     except Exception:
                         pass
             self._stop.wait(self.interval)
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                pass
 
 
 def _counter(meter: Any, metric: catalogue.Metric) -> Any:

@@ -24,7 +24,14 @@ from opentelemetry.trace import SpanKind
 
 _KIND = {SpanKind.INTERNAL: 1, SpanKind.SERVER: 2, SpanKind.CLIENT: 3, SpanKind.PRODUCER: 4, SpanKind.CONSUMER: 5}
 _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
-_CACHE_LIMIT = 8192
+_CACHE_LIMIT = 8192  # entries
+_CACHE_BYTES = 1 << 20  # and bytes: the cache is cleared when its encodings reach 1 MiB
+_CACHED_LEN = 128  # longer strings are encoded every time: repeated values are short (routes, codes)
+# Values chosen by the client (a 404 scan sends a new one per request): never worth a cache slot.
+_UNCACHED_KEYS = frozenset({
+    "url.path", "url.query", "url.full", "user_agent.original", "client.address", "client.port",
+    "network.peer.address", "network.peer.port", "http.request.header.referer",
+})
 _pack_q = struct.Struct("<Q").pack
 _pack_d = struct.Struct("<d").pack
 _pack_i = struct.Struct("<I").pack
@@ -51,14 +58,34 @@ def _field(number: int, payload: bytes) -> bytes:
 
 
 _attribute_cache: dict[tuple[str, type, Any], bytes] = {}
+_cache_bytes = 0
 
 
 def _attribute(key: str, value: Any) -> bytes:
-    """One encoded ``KeyValue`` field of a span (field 9), cached by key and value."""
+    """One encoded ``KeyValue`` field of a span (field 9), cached by key and value when both are
+    short and not chosen by the client (bounded in entries and bytes)."""
+    global _cache_bytes
     cache_key = (key, type(value), value)
     encoded = _attribute_cache.get(cache_key)
     if encoded is not None:
         return encoded
+    if key in _UNCACHED_KEYS or (type(value) is str and len(value) > _CACHED_LEN):
+        return _encode_attribute(key, value)
+    encoded = _encode_attribute(key, value)
+    if len(_attribute_cache) >= _CACHE_LIMIT or _cache_bytes >= _CACHE_BYTES:
+        _attribute_cache.clear()
+        _cache_bytes = 0
+    _attribute_cache[cache_key] = encoded
+    _cache_bytes += 2 * len(encoded) + 100  # the encoding, the key's value, dict and tuple overhead
+    return encoded
+
+
+def cached_bytes() -> int:
+    """About how many bytes the attribute cache holds."""
+    return _cache_bytes
+
+
+def _encode_attribute(key: str, value: Any) -> bytes:
     if isinstance(value, str):
         any_value = _field(1, value.encode("utf-8"))
     elif isinstance(value, bool):
@@ -69,11 +96,7 @@ def _attribute(key: str, value: Any) -> bytes:
         any_value = b"\x21" + _pack_d(value)
     else:
         raise TypeError(type(value))
-    encoded = _field(9, _field(1, key.encode("utf-8")) + _field(2, any_value))
-    if len(_attribute_cache) >= _CACHE_LIMIT:
-        _attribute_cache.clear()
-    _attribute_cache[cache_key] = encoded
-    return encoded
+    return _field(9, _field(1, key.encode("utf-8")) + _field(2, any_value))
 
 
 def _span(span: Any) -> bytes:

@@ -76,41 +76,54 @@ class CountingSpanExporter:
 
 
 class _ExportErrorFilter(logging.Filter):
-    """Swallow the SDK's per-attempt errors; count drops and surface one warning per interval."""
+    """Turn the SDK's per-attempt export errors into counts and one warning per interval; every
+    other SDK message passes through untouched."""
 
     interval = 60.0
 
     def __init__(self) -> None:
         super().__init__()
         self.suppressed = 0
+        self.destination = "the configured exporters"
         self._last = -self.interval
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
         text = message.lower()
+        if not text.startswith(_EXPORT_PROBLEMS):
+            return True
         # Span export failures are counted by CountingSpanExporter; the rest only show up here
         # (the gRPC exporter logs every signal under one logger, so the message names the signal).
         if text.startswith("queue full, dropping span"):
             HEALTH.spans_dropped += 1
         elif "metric" in record.name or "metric" in text:
             HEALTH.failures["metrics"] += 1
-        elif "_log_exporter" in record.name or " logs" in text:
+        elif "_log_exporter" in record.name or " logs" in text or "log record" in text:
             HEALTH.failures["logs"] += 1
         self.suppressed += 1
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
             log.warning(
-                "otel-perf: telemetry export failing (%d problems so far); data is dropped after retries and "
-                "counted (otel_perf.exporter.failures); check the Collector: %s",
-                self.suppressed,
-                message.splitlines()[0][:200],
+                "otel-perf: telemetry is NOT being delivered to %s (%d export problems so far; data is dropped "
+                "after retries and counted in otel_perf.exporter.failures; this warning repeats at most once a "
+                "minute): %s",
+                self.destination, self.suppressed, message.splitlines()[0][:200],
             )
         return False
 
 
+# The beginnings of the SDK's and OTLP exporters' messages about a failed or dropped export.
+_EXPORT_PROBLEMS = (
+    "failed to export", "transient error", "exception while exporting", "queue full, dropping",
+    "queue is full", "dropping ", "shutdown in progress, aborting retry", "metric collection timed out",
+    "timeout while exporting", "failed to encode",
+)
 EXPORT_ERRORS = _ExportErrorFilter()
 _NOISY_PREFIXES = ("opentelemetry.exporter", "opentelemetry.sdk")
 
@@ -123,7 +136,3 @@ def quiet_export_errors() -> None:
             logger = logging.getLogger(name)
             if EXPORT_ERRORS not in logger.filters:
                 logger.addFilter(EXPORT_ERRORS)
-    if not logging.getLogger("otel_perf").handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logging.getLogger("otel_perf").addHandler(handler)

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider, sampling
 
 from otel_perf._internal import VERSION, workers
 from otel_perf._internal.config.settings import Settings
-from otel_perf._internal.sdk import health
+from otel_perf._internal.sdk import health, logs
 from otel_perf._internal.sdk.health import SIGNALS
 
 log = logging.getLogger("otel_perf")
@@ -55,19 +55,22 @@ def start(settings: Settings, span_processors: Sequence[Any] = (), metric_reader
     """Build and install the providers for ``settings``, plus the application's own span
     processors, metric readers and views; returns the new Telemetry."""
     global _current
+    logs.diagnostics()
     _apply_env_defaults(settings)
     exporters, local = plan or _plan_exports(settings)
+    health.EXPORT_ERRORS.destination = _destination(settings, exporters)
     resource = _resource(settings)
 
     tracer_provider = TracerProvider(resource=resource, sampler=_sampler(settings), shutdown_on_exit=False)
-    span_exporter = _span_exporter(exporters["traces"], settings)
-    if span_exporter is not None:
-        span_exporter = health.CountingSpanExporter(span_exporter)
+    for kind in exporters["traces"]:
+        span_exporter = _optional(f"{kind} span exporter", _span_exporter, kind, settings)
+        if span_exporter is None:
+            continue
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         tracer_provider.add_span_processor(
             BatchSpanProcessor(
-                span_exporter,
+                health.CountingSpanExporter(span_exporter),
                 max_queue_size=settings.bsp_max_queue_size,
                 schedule_delay_millis=settings.bsp_schedule_delay,
                 max_export_batch_size=min(settings.bsp_max_export_batch_size, settings.bsp_max_queue_size),
@@ -75,11 +78,12 @@ def start(settings: Settings, span_processors: Sequence[Any] = (), metric_reader
         )
     for processor in span_processors:
         tracer_provider.add_span_processor(processor)
+    readers = [r for kind in exporters["metrics"] for r in _optional(f"{kind} metrics", _metric_readers, kind, settings) or ()]
     meter_provider = MeterProvider(
-        resource=resource, metric_readers=[*_metric_readers(exporters["metrics"], settings), *metric_readers],
-        views=list(views), shutdown_on_exit=False,
+        resource=resource, metric_readers=[*readers, *metric_readers], views=list(views), shutdown_on_exit=False,
     )
-    logger_provider = _logger_provider(exporters["logs"], settings, resource)
+    log_exporters = [e for kind in exporters["logs"] for e in [_optional(f"{kind} log exporter", _log_exporter, kind)] if e]
+    logger_provider = logs.start(log_exporters, resource) if log_exporters else None
 
     if not _set_global(tracer_provider, meter_provider):
         log.warning("otel-perf: another OpenTelemetry SDK was already installed globally; ours records alongside it")
@@ -117,20 +121,20 @@ def _apply_env_defaults(settings: Settings) -> None:
             os.environ[env] = f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _plan_exports(settings: Settings) -> tuple[dict[str, str], bool]:
-    """Decide each signal's exporter; OTLP with nowhere to go turns into local mode."""
-    plan = {s: getattr(settings, f"{s}_exporter") for s in SIGNALS}
-    otlp = [s for s in SIGNALS if plan[s] == "otlp"]
+def _plan_exports(settings: Settings) -> tuple[dict[str, list[str]], bool]:
+    """Decide each signal's exporters; OTLP with nowhere to go turns into local mode."""
+    plan = {s: [k for k in getattr(settings, f"{s}_exporter").split(",") if k != "none"] for s in SIGNALS}
+    otlp = [s for s in SIGNALS if "otlp" in plan[s]]
     if not otlp:
         return plan, False
     configured = settings.endpoint or any(os.environ.get(f"OTEL_EXPORTER_OTLP_{s.upper()}_ENDPOINT") for s in otlp)
-    protocols = {s: settings.protocol_for(s) for s in otlp}
+    protocols = {s: _supported(settings.protocol_for(s)) for s in otlp}
     if not configured:
         wanted = set(protocols.values()) - {None} or set(_OTLP_PORTS)
         listening = [p for p in ("http/protobuf", "grpc") if p in wanted and _port_open(_OTLP_PORTS[p])]
         if not listening:
             for s in otlp:
-                plan[s] = "none"
+                plan[s].remove("otlp")
             _announce(
                 "otel-perf: no Collector on localhost:4318/4317 and no OTEL_EXPORTER_OTLP_ENDPOINT set: "
                 "telemetry stays local, SLA summary at exit"
@@ -138,8 +142,40 @@ def _plan_exports(settings: Settings) -> tuple[dict[str, str], bool]:
             return plan, True
         protocols = {s: p or listening[0] for s, p in protocols.items()}
     for s in otlp:
-        plan[s] = f"otlp:{protocols[s] or 'http/protobuf'}"
+        plan[s] = [f"otlp:{protocols[s] or 'http/protobuf'}" if k == "otlp" else k for k in plan[s]]
     return plan, False
+
+
+def _supported(protocol: str | None) -> str | None:
+    """http/json is valid (the specification's third protocol) but Python's exporters only encode
+    protobuf: send http/protobuf to the same endpoint, which every Collector accepts too."""
+    if protocol == "http/json":
+        _announce("otel-perf: OTEL_EXPORTER_OTLP_PROTOCOL=http/json is not available in Python's OTLP exporters; "
+                  "sending http/protobuf to the same endpoint", key="OTEL_PERF_ANNOUNCED_JSON")
+        return "http/protobuf"
+    return protocol
+
+
+def _destination(settings: Settings, plan: dict[str, list[str]]) -> str:
+    """Where OTLP data goes, for the export-failure warning."""
+    kinds = {k for kinds in plan.values() for k in kinds if k.startswith("otlp:")}
+    if not kinds:
+        return "the configured exporters"
+    endpoint = settings.endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not endpoint:
+        per_signal = [os.environ.get(f"OTEL_EXPORTER_OTLP_{s.upper()}_ENDPOINT") for s in SIGNALS]
+        endpoint = ", ".join(e for e in per_signal if e) or "localhost:4318/4317"
+    return f"{endpoint} ({', '.join(sorted(k.removeprefix('otlp:') for k in kinds))})"
+
+
+def _optional(what: str, build: Any, *args: Any) -> Any:
+    """Build one exporter or reader; a problem of the environment (a port in use, a missing
+    library) disables that piece with one warning instead of stopping the program."""
+    try:
+        return build(*args)
+    except Exception as exc:
+        log.warning("otel-perf: %s disabled: %s", what, f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
+        return None
 
 
 def plan_announcement(settings: Settings) -> bool:
@@ -152,10 +188,10 @@ def summary_wanted(settings: Settings, local: bool) -> bool:
     return settings.summary == "true" or (settings.summary == "auto" and local)
 
 
-def _announce(line: str) -> None:
+def _announce(line: str, key: str = "OTEL_PERF_ANNOUNCED") -> None:
     """Print ``line`` once per program, not once per worker process."""
-    if os.environ.get("OTEL_PERF_ANNOUNCED") != "1":
-        os.environ["OTEL_PERF_ANNOUNCED"] = "1"
+    if os.environ.get(key) != "1":
+        os.environ[key] = "1"
         print(line, file=sys.stderr, flush=True)
 
 
@@ -241,27 +277,17 @@ def _metric_readers(kind: str, settings: Settings) -> list:
     return []
 
 
-def _logger_provider(kind: str, settings: Settings, resource: Resource):
+def _log_exporter(kind: str) -> Any:
     """Application logs (WARNING and above by default) as OTLP log records, linked to the trace."""
-    if not kind.startswith("otlp") and kind != "console":
-        return None
-    from opentelemetry._logs import set_logger_provider
-    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-
     if kind == "console":
         from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter as Exporter
     elif kind == "otlp:grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Exporter
-    else:
+    elif kind == "otlp:http/protobuf":
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Exporter
-    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    provider.add_log_record_processor(BatchLogRecordProcessor(Exporter()))
-    set_logger_provider(provider)
-    handler = LoggingHandler(level=logging.WARNING, logger_provider=provider)
-    handler.addFilter(lambda record: not record.name.startswith(("opentelemetry", "otel_perf")))
-    logging.getLogger().addHandler(handler)
-    return provider
+    else:
+        return None
+    return Exporter()
 
 
 def _set_global(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> bool:

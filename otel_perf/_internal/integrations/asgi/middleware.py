@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_perf._internal import VERSION, catalogue
 from otel_perf._internal.context import REQUEST, Request
+from otel_perf._internal.scrub import exception_attributes
 from otel_perf._internal.sdk.deferred import DeferredHistogram
 
 log = logging.getLogger("otel_perf")
@@ -237,7 +238,8 @@ def _finish(ins: Instruments, request: Request, status: int | None, error: BaseE
     error_type = None
     if error is not None and not isinstance(error, GeneratorExit):
         error_type = type(error).__qualname__
-        span.record_exception(error, escaped=True)
+        # Not record_exception: database errors quote values (DETAIL: Key (email)=(...)).
+        span.add_event("exception", exception_attributes(error, escaped=True))
     elif gone:  # the client left before the last byte, without an exception reaching us
         error_type = "ClientDisconnected"
     elif status is not None and status >= 500:

@@ -48,16 +48,25 @@ def _load(original: Any) -> Any:
 
 
 def _shutdown(original: Any) -> Any:
-    """Flush when uvicorn has drained its connections: it then re-raises SIGTERM/SIGINT, and a
-    process killed by a signal runs no atexit handler (gunicorn's UvicornWorker included)."""
+    """Flush when uvicorn has drained its connections: it may then re-raise SIGTERM/SIGINT, and a
+    process killed by a signal runs no atexit handler (gunicorn's UvicornWorker included).
+
+    A flush, not a shutdown: one ``Server`` stopping is not the process ending (tests, several
+    servers, a server restarted in-process), so telemetry stays on; and it runs on a thread, so
+    other servers and tasks on this event loop keep being served meanwhile."""
 
     async def shutdown(self: Any, sockets: Any = None) -> None:
         try:
             await original(self, sockets)
         finally:
+            import asyncio
+
             from otel_perf._internal import lifecycle
 
-            lifecycle.shutdown()
+            try:
+                await asyncio.to_thread(lifecycle.flush)
+            except Exception:  # never let telemetry fail a server's shutdown
+                pass
 
     return shutdown
 

@@ -37,7 +37,8 @@ SLOW_THRESHOLD = "otel_perf.db.slow_threshold"
 QUERY_CLASS = "otel_perf.db.query_class"
 SLOW_EVENT = "otel_perf.db.slow_query"
 N_PLUS_ONE_EVENT = "otel_perf.db.n_plus_one"
-STATEMENTS_PER_CONNECTION = 2048  # cache bound; cleared when exceeded
+STATEMENTS_PER_CONNECTION = 2048  # cache bound in entries, and in bytes of statement text:
+STATEMENT_BYTES_PER_CONNECTION = 1 << 20  # inlined literals make every statement string new
 SHAPES_PER_REQUEST = 1000  # N+1 bookkeeping bound
 _UNSET = Status(StatusCode.UNSET)
 
@@ -100,7 +101,7 @@ class SpanEmitter:
 class Statement:
     """A statement on one database: its shape and prebuilt attribute dicts (shared, never mutated)."""
 
-    __slots__ = ("shape", "span_attrs", "metric_attrs", "threshold", "text_for_class", "class_attrs")
+    __slots__ = ("shape", "span_attrs", "metric_attrs", "threshold", "text_for_class", "class_attrs", "error_attrs")
 
     def __init__(self, shape: Shape, span_attrs: dict, metric_attrs: dict, threshold: float):
         self.shape = shape
@@ -109,6 +110,16 @@ class Statement:
         self.threshold = threshold
         self.text_for_class = shape.text or shape.summary
         self.class_attrs: dict[str, dict] = {}  # metric attributes inside query_class(name), built once
+        self.error_attrs: dict[tuple[int, str], dict] = {}  # ... of failed statements, per error type
+
+    def failed_attrs(self, metric_attrs: dict, error_type: str) -> dict:
+        key = (id(metric_attrs), error_type)  # metric_attrs: this statement's own, kept alive by it
+        attrs = self.error_attrs.get(key)
+        if attrs is None:
+            if len(self.error_attrs) >= 64:  # error types come from SQLSTATEs and exception classes
+                self.error_attrs.clear()
+            attrs = self.error_attrs[key] = {**metric_attrs, "error.type": error_type}
+        return attrs
 
     def metric_attrs_in(self, query_class: str) -> dict:
         attrs = self.class_attrs.get(query_class)
@@ -120,7 +131,7 @@ class Statement:
 class ConnectionInfo:
     """What one connection contributes to every span, plus its statement cache."""
 
-    __slots__ = ("namespace", "host", "port", "plain", "with_params")
+    __slots__ = ("namespace", "host", "port", "plain", "with_params", "cached_bytes")
 
     def __init__(self, connection: Any):
         info = connection.info
@@ -130,6 +141,7 @@ class ConnectionInfo:
         self.port = info.port
         self.plain: dict[str, Statement] = {}
         self.with_params: dict[str, Statement] = {}
+        self.cached_bytes = 0
 
 
 class Recorder:
@@ -165,9 +177,12 @@ class Recorder:
         key = query if isinstance(query, str) else _as_text(query, conn)
         stmt = cache.get(key)
         if stmt is None:
-            if len(cache) >= STATEMENTS_PER_CONNECTION:
-                cache.clear()
+            if len(cache) >= STATEMENTS_PER_CONNECTION or info.cached_bytes >= STATEMENT_BYTES_PER_CONNECTION:
+                info.plain.clear()
+                info.with_params.clear()
+                info.cached_bytes = 0
             stmt = cache[key] = self._build(shape_of(key, has_params), info)
+            info.cached_bytes += len(key) + 200
         return stmt
 
     def record(self, cursor: Any, query: Any, has_params: bool, start: int, end: int,
@@ -205,8 +220,8 @@ class Recorder:
                 exemplar = span
 
             metric_attrs = stmt.metric_attrs if query_class is None else stmt.metric_attrs_in(query_class.name)
-            if error is not None:
-                metric_attrs = {**metric_attrs, "error.type": attrs["error.type"]}
+            if error is not None:  # one shared dict per series: the histogram groups values by it
+                metric_attrs = stmt.failed_attrs(metric_attrs, attrs["error.type"])
             context = trace.set_span_in_context(exemplar) if slow and exemplar is not None else None
             self.duration.record(duration, metric_attrs, context)
 
