@@ -30,13 +30,13 @@ def main(argv: list[str]) -> int:
     if argv[0] in ("-h", "--help"):
         sys.stdout.write(USAGE)
         return 0
-    from otel_perf._internal.config.errors import ConfigError
+    from otel_perf._internal.config.errors import EXIT_STATUS, ConfigError
     from otel_perf._internal.config.settings import Settings
 
     try:
         Settings.resolve()  # fail here, once, rather than in every worker
     except ConfigError as exc:
-        return _fail(f"invalid configuration: {exc}", 2)
+        return _fail(f"invalid configuration: {exc}", EXIT_STATUS)
     program = shutil.which(argv[0])
     if program is None:
         return _fail(f"{argv[0]}: command not found", 127)

@@ -37,6 +37,7 @@ from otel_perf.tools.generate.rules import (
 
 PROMETHEUS = DataSourceRef(type_val="prometheus", uid="prometheus")
 FOLDER = "otel-perf"
+UID_PREFIX = "otel-perf-"  # every generated dashboard uid; `generate` recognises its own files by it
 HTTP = catalogue.HTTP_SERVER_DURATION.prometheus
 DB = catalogue.DB_CLIENT_DURATION.prometheus
 RATE = "$__rate_interval"
