@@ -10,10 +10,14 @@ import sys
 
 USAGE = """Usage: otel-perf run COMMAND [ARGS]...
 
-  Run COMMAND auto-instrumented, e.g. `otel-perf run uvicorn app:app`.
+  Run COMMAND auto-instrumented. The program replaces this process (exit status and
+  signals are its own); configuration comes from OTEL_* / OTEL_PERF_* variables and the
+  YAML file named by OTEL_PERF_CONFIG (invalid configuration: exit status 2).
 
-  The program replaces this process (exit status and signals are its own); configuration comes
-  from OTEL_* / OTEL_PERF_* variables and the YAML file named by OTEL_PERF_CONFIG.
+  Examples:
+    otel-perf run uvicorn app:app
+    otel-perf run gunicorn -k uvicorn.workers.UvicornWorker -w 4 app:app
+    OTEL_PERF_CONFIG=performance.yml otel-perf run python app.py
 
 Options:
   -h, --help  Show this message and exit.
