@@ -176,7 +176,8 @@ def _check(key: str, value: Any, label: str) -> float | int:
 
 def _query_classes(defaults: tuple[QueryClass, ...], value: Any, label: str) -> tuple[QueryClass, ...]:
     """Merge ``{name: {threshold: s, pattern: re}}`` (or a list of mappings with ``name``) into
-    ``defaults`` by name: an entry replaces the class of its name, ``name: null`` removes it."""
+    ``defaults`` by name: an entry replaces the class of its name (keeping its pattern unless it
+    gives one), ``name: null`` removes it."""
     accepted = ["{name: {threshold: seconds, pattern: optional regex}} or name: null to remove a default"]
     if isinstance(value, Mapping):
         items = list(value.items())
@@ -195,7 +196,8 @@ def _query_classes(defaults: tuple[QueryClass, ...], value: Any, label: str) -> 
         for extra in set(spec) - {"threshold", "pattern"}:
             raise unknown(f"{where}: unknown field", extra, ["threshold", "pattern"])
         threshold = _check("threshold", spec["threshold"], f"{where}.threshold")
-        pattern = spec.get("pattern")
+        # A class named again keeps its default pattern unless given one (null: no pattern).
+        pattern = spec["pattern"] if "pattern" in spec else getattr(merged.get(str(name)), "pattern", None)
         if pattern is not None:
             try:
                 re.compile(str(pattern))
