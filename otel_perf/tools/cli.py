@@ -11,7 +11,7 @@ _COMMANDS = {
     "load": "otel_perf.tools.load:cli",
     "baseline": "otel_perf.tools.baseline:cli",
     "doctor": "otel_perf.tools.doctor:cli",
-    "stack": "otel_perf.tools.stack:cli",
+    "stack": "otel_perf.tools.stack_folder:cli",
 }
 HELP_OPTIONS = ["-h", "--help"]
 TOOLS_EXTRA = "pip install 'otel-perf[tools]'"

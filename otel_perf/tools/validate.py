@@ -477,7 +477,7 @@ def shipped_paths(root: Path | None = None) -> list[Path]:
     """The stack's configs: under ``root``, else the current directory (a checkout or a folder
     written by `otel-perf stack`), else the copy this installation ships."""
     if root is None and not (Path.cwd() / "collector").is_dir():
-        from otel_perf.tools.stack import source_root
+        from otel_perf.tools.stack_folder import source_root
 
         root = source_root()
     base = root or Path.cwd()

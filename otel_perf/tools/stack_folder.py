@@ -1,7 +1,7 @@
 """``otel-perf stack DIR``: write a ready-to-start stack folder (Collector, Prometheus, Tempo,
 Alertmanager, Grafana) with the alert rules and dashboards rendered from your SLA spec.
 
-The files come from the wheel (``otel_perf/tools/stack/``, copied from the repository's
+The files come from the wheel (package data ``otel_perf/tools/stack/``, copied from the repository's
 ``collector/`` and ``grafana/`` at build time) or, in a source checkout, from the checkout itself.
 """
 
