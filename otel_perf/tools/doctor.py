@@ -23,7 +23,7 @@ from otel_perf.tools.configuration import load_settings
 SIGNALS = ("traces", "metrics", "logs")
 OTLP_PORTS = {"http/protobuf": 4318, "grpc": 4317}
 # Our integrations and the library each needs (entry-point names, as OTEL_PYTHON_DISABLED_INSTRUMENTATIONS takes).
-_NEEDS = {"asgi": None, "psycopg": "psycopg", "system_metrics": "psutil"}
+_NEEDS = {"asgi": None, "psycopg": "psycopg", "system_metrics": None}
 
 
 def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
