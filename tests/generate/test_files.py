@@ -138,6 +138,8 @@ def test_route_latency_alert_follows_the_latency_target():
     assert "histogram_quantile(0.99," in alert.expr and "p99 of" in alert.summary
     default = next(a for a in rules.alerts(slo.DEFAULT) if a.name == "ApiRouteLatencyHigh")
     assert "histogram_quantile(0.95," in default.expr
+    panel = next(p for p in dashboards.service(strict)["panels"] if p["title"].startswith("p99 per route"))
+    assert panel["targets"][0]["expr"].startswith("histogram_quantile(0.99,")
 
 
 def test_promtool_accepts_the_rule_files():
