@@ -170,3 +170,12 @@ def test_query_classes_merge_with_the_defaults_by_name(tmp_path):
     assert rls.threshold == 0.03 and rls.pattern == SLO().query_classes[0].pattern  # same class, new threshold
     config.write_text("slo:\n  query_classes:\n    rls: null\n")
     assert Settings.resolve({}, {"OTEL_PERF_CONFIG": str(config)}).slo.query_classes == ()
+
+
+def test_query_class_in_code_refuses_a_nonsensical_threshold():
+    from otel_perf import query_class
+
+    for bad in (-0.05, 0, "fast", True):
+        with pytest.raises(ConfigError, match="query_class\\('rls', threshold="):
+            query_class("rls", bad)
+    assert query_class("rls", 0.02).qc.threshold == 0.02
