@@ -124,11 +124,14 @@ def test_gate_passes_an_unchanged_rerun_and_fails_a_50_percent_slowdown(timeline
                             str(tmp_path / "slow.json"), "--json", str(report), *GATE],
                            capture_output=True, text=True)
     assert worse.returncode == 1, worse.stdout
-    rows = {r["key"]: r for r in json.loads(report.read_text())["rows"]}
-    assert rows[SLOW_ROUTE]["status"] == "regression" and rows[SLOW_ROUTE]["change"] > 0.2
+    rows = {(r["key"], r["metric"]): r for r in json.loads(report.read_text())["rows"]}
+    slow_p95 = rows[(SLOW_ROUTE, "p95")]
+    assert slow_p95["status"] == "regression" and slow_p95["change"] > 0.2
+    assert rows[(SLOW_ROUTE, "errors")]["status"] == "ok"  # the error rate is compared too, and unchanged
     [report_query] = [r for r in rows.values() if r["kind"] == "query" and "pg_sleep" in r["key"]]
     assert report_query["status"] == "regression"  # the slow statement's mean, from otel_perf.db
-    assert [r["key"] for r in rows.values() if r["status"] == "regression"] == [SLOW_ROUTE, report_query["key"]]
+    assert [k for k, r in rows.items() if r["status"] == "regression"] == [(SLOW_ROUTE, "p95"),
+                                                                          (report_query["key"], "mean")]
     assert "REGRESSION" in worse.stdout and SLOW_ROUTE in worse.stderr
     assert first["routes"] and slow["routes"]
 
