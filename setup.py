@@ -21,7 +21,9 @@ class BuildWithStack(build_py):
         target = Path(self.build_lib) / "otel_perf" / "tools" / "stack"
         for name in STACK_DIRS:
             shutil.rmtree(target / name, ignore_errors=True)
-            shutil.copytree(Path(__file__).parent / name, target / name)
+            # collector/secrets/ holds a stack's generated credentials (git-ignored): never shipped
+            shutil.copytree(Path(__file__).parent / name, target / name,
+                            ignore=shutil.ignore_patterns("secrets", "__pycache__", "*.pyc"))
 
 
 setup(cmdclass={"build_py": BuildWithStack})

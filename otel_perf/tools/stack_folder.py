@@ -29,7 +29,7 @@ def shipped() -> dict[str, bytes]:
     root = source_root()
     return {p.relative_to(root).as_posix(): p.read_bytes()
             for d in STACK_DIRS for p in sorted((root / d).rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts}
+            if p.is_file() and not {"__pycache__", "secrets"} & set(p.parts)}  # secrets: a stack's own credentials
 
 
 @click.command(short_help="Write a ready stack folder (compose, Collector, Prometheus, Grafana...).", epilog="""\b
@@ -64,7 +64,7 @@ def cli(directory: str, config: str | None, runbook_url: str | None, force: bool
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        if rel.endswith(".sh"):
+        if rel.endswith((".sh", ".py")):
             path.chmod(0o755)
     written, _ = generate.write(rendered, root, force)
     click.echo(f"wrote the stack to {root}: {len(static)} shipped files and {len(rendered)} rendered from the "

@@ -530,6 +530,8 @@ def kind_of(name: str, doc: Any) -> str:
     """What a file is, in the words of the report (mirrors validate_file's dispatch)."""
     if not isinstance(doc, dict):
         return "unreadable file"
+    if "dist" in doc and any(s in doc for s in SECTIONS):
+        return "Collector Builder manifest"
     if name.endswith(".json") or ("panels" in doc and "uid" in doc):
         return "dashboard"
     if "service" in doc and any(s in doc for s in SECTIONS):
