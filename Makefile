@@ -22,14 +22,20 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-test: system-deps venv collector
+test: system-deps venv collector dist
 	$(BIN)/pytest
+
+# The wheel and sdist users get, built from this tree, and the wheel installed into a fresh venv
+# (cached under .cache/wheel/ until a source changes): the packaging tests run the CLI from there.
+.PHONY: dist
+dist: venv
+	$(BIN)/python -m tests.fixtures.wheel
 
 lint: venv
 	$(BIN)/ruff check otel_perf tests benchmarks examples
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .cache build dist *.egg-info otel_perf/tools/stack
 
 # The backend stack (Collector, Prometheus, Tempo, Alertmanager, Grafana); needs Docker and GRAFANA_ADMIN_PASSWORD.
 # STACK_BIND=0.0.0.0 publishes it beyond localhost with token-authenticated OTLP (compose.exposed.yaml).

@@ -36,7 +36,7 @@ def test_missing_program_fails_with_one_line():
         ({"OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon"}, "OTEL_EXPORTER_OTLP_PROTOCOL"),
         ({"OTEL_METRICS_EXPORTER": "graphite"}, "OTEL_METRICS_EXPORTER"),
         ({"OTEL_TRACES_SAMPLER_ARG": "lots"}, "OTEL_TRACES_SAMPLER_ARG"),
-        ({"OTEL_PERF_SLO_DB_SLOW": "slow"}, "slo.db_slow"),
+        ({"OTEL_PERF_SLO_DB_SLOW": "slow"}, "OTEL_PERF_SLO_DB_SLOW='slow' is not a number"),
     ],
 )
 def test_bad_configuration_stops_start_up_with_one_line(environ, named):
@@ -121,7 +121,7 @@ def test_disabled_instrumentations_are_honoured():
 def test_help_lists_every_subcommand():
     result = subprocess.run([str(BIN / "otel-perf"), "--help"], capture_output=True, text=True, env=env())
     assert result.returncode == 0, result.stderr
-    for command in ("run", "validate", "generate", "load", "baseline"):
+    for command in ("run", "validate", "generate", "load", "baseline", "doctor", "stack"):
         assert f"  {command} " in result.stdout, result.stdout
 
 

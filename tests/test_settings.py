@@ -49,8 +49,9 @@ def test_slo_env_and_kwargs_override_file(tmp_path):
         ({"OTEL_TRACES_SAMPLER_ARG": "1.5"}, "OTEL_TRACES_SAMPLER_ARG", "a number from 0 to 1"),
         ({"OTEL_BSP_MAX_QUEUE_SIZE": "-3"}, "OTEL_BSP_MAX_QUEUE_SIZE", "an integer from 1"),
         ({"OTEL_PERF_SERVER_TIMING": "maybe"}, "OTEL_PERF_SERVER_TIMING", "true, false"),
-        ({"OTEL_PERF_SLO_HTTP_LATENCY": "fast"}, "slo.http_latency", "a positive number"),
-        ({"OTEL_PERF_SLO_NOPE": "1"}, "'nope'", "http_latency"),
+        ({"OTEL_PERF_SLO_HTTP_LATENCY": "fast"}, "OTEL_PERF_SLO_HTTP_LATENCY='fast' is not a number", "seconds above 0"),
+        ({"OTEL_PERF_SLO_NOPE": "1"}, "OTEL_PERF_SLO_NOPE: unknown SLO key 'nope'", "http_latency"),
+        ({"OTEL_PERF_SLO_DB_SLOWW": "1"}, "(did you mean 'db_slow'?)", "db_slow"),
         ({"OTEL_PERF_CONFIG": "/nonexistent/perf.yml"}, "OTEL_PERF_CONFIG", "a readable YAML file"),
     ],
 )
@@ -69,7 +70,7 @@ def test_bad_yaml_and_unknown_keys_are_reported(tmp_path):
         Settings.resolve({}, {"OTEL_PERF_CONFIG": str(bad)})
     unknown = tmp_path / "unknown.yml"
     unknown.write_text("sevice_name: typo\n")
-    with pytest.raises(ConfigError, match="unknown setting 'sevice_name'.*service_name"):
+    with pytest.raises(ConfigError, match="unknown setting 'sevice_name' \\(did you mean 'service_name'\\?\\)"):
         Settings.resolve({}, {"OTEL_PERF_CONFIG": str(unknown)})
     with pytest.raises(ConfigError, match="configure\\(\\): unknown setting 'colour'"):
         Settings.resolve({"colour": "blue"}, {})
@@ -107,3 +108,76 @@ def test_query_class_thresholds():
     assert slo.slow_threshold("SELECT patients", query_class="audit") == 0.02
     with pytest.raises(ConfigError, match="query_classes.bad"):
         SLO().with_overrides({"query_classes": {"bad": {"threshold": "x"}}}, "t")
+
+
+@pytest.mark.parametrize(
+    ("slo", "message", "accepted"),
+    [
+        ("http_latency_target: 1.5", "slo.http_latency_target=1.5 is out of range", "between 0 and 1"),
+        ("http_latency_target: 0", "slo.http_latency_target=0 is out of range", "between 0 and 1"),
+        ("http_error_rate: 2", "slo.http_error_rate=2 is out of range", "between 0 and 1"),
+        ("throughput_drop: 1", "slo.throughput_drop=1 is out of range", "between 0 and 1"),
+        ("cpu: 7", "slo.cpu=7 is out of range", "at most 1"),
+        ("memory: 0", "slo.memory=0 is out of range", "at most 1"),
+        ("lcp: 5", "slo.lcp: lcp=5 is not below lcp_poor=4", "lcp < lcp_poor"),
+        ("inp_poor: 0.1", "slo.inp_poor: inp=0.2 is not below inp_poor=0.1", "inp < inp_poor"),
+        ("n_plus_one: 2.5", "slo.n_plus_one=2.5 is not a whole number", "at least 2"),
+        ("n_plus_one: 1", "slo.n_plus_one=1 is out of range", "at least 2"),
+        ("n_plus_one: true", "slo.n_plus_one=True is not a whole number", "at least 2"),
+        ("db_slow: [1]", "slo.db_slow=[1] is not a number", "seconds above 0"),
+        ("db_slow: .nan", "slo.db_slow=nan is out of range", "seconds above 0"),
+        ("regression: -0.2", "slo.regression=-0.2 is out of range", "a fraction above 0"),
+        ("query_classes: {audit: {threshold: -1}}", "slo.query_classes.audit.threshold=-1 is out of range",
+         "seconds above 0"),
+        ("query_classes: {audit: {threshold: 0.1, patern: x}}",
+         "slo.query_classes.audit: unknown field 'patern' (did you mean 'pattern'?)", "pattern"),
+        ("query_classes: {audit: {threshold: 0.1, pattern: '('}}", "slo.query_classes.audit.pattern='(' is not a",
+         "regular expression"),
+        ("query_classes: [1, 2]", "slo.query_classes=[1, 2] is invalid", "threshold: seconds"),
+        ("db_slwo: 1", "unknown SLO key 'db_slwo' (did you mean 'db_slow'?)", "db_mean"),
+    ],
+)
+def test_nonsensical_sla_specs_are_refused(tmp_path, slo, message, accepted):
+    config = tmp_path / "perf.yml"
+    config.write_text(f"slo:\n  {slo}\n")
+    with pytest.raises(ConfigError) as err:
+        Settings.resolve({}, {"OTEL_PERF_CONFIG": str(config)})
+    text = str(err.value)
+    assert "\n" not in text and text.startswith(f"{config}: ")
+    assert message in text and accepted in text, text
+
+
+def test_slo_that_is_not_a_mapping_is_one_line(tmp_path):
+    config = tmp_path / "perf.yml"
+    config.write_text("slo: [1, 2]\n")
+    with pytest.raises(ConfigError, match="perf.yml: slo must be a mapping, not list"):
+        Settings.resolve({}, {"OTEL_PERF_CONFIG": str(config)})
+    with pytest.raises(ConfigError, match=r"configure\(slo=...\): slo must be a mapping"):
+        Settings.resolve({"slo": [1, 2]}, {})
+
+
+def test_errors_name_the_environment_variable():
+    with pytest.raises(ConfigError, match=r"^OTEL_PERF_SLO_HTTP_LATENCY_TARGET='1.5' is out of range"):
+        Settings.resolve({}, {"OTEL_PERF_SLO_HTTP_LATENCY_TARGET": "1.5"})
+
+
+def test_query_classes_merge_with_the_defaults_by_name(tmp_path):
+    config = tmp_path / "perf.yml"
+    config.write_text("slo:\n  query_classes:\n    audit: {threshold: 0.02, pattern: audit_log}\n")
+    merged = Settings.resolve({}, {"OTEL_PERF_CONFIG": str(config)}).slo
+    assert [c.name for c in merged.query_classes] == ["rls", "audit"]  # the default rls class stays
+    assert merged.slow_threshold("SELECT current_setting('app.user')") == 0.05
+    config.write_text("slo:\n  query_classes:\n    rls: {threshold: 0.03}\n")
+    (rls,) = Settings.resolve({}, {"OTEL_PERF_CONFIG": str(config)}).slo.query_classes
+    assert rls.threshold == 0.03 and rls.pattern == SLO().query_classes[0].pattern  # same class, new threshold
+    config.write_text("slo:\n  query_classes:\n    rls: null\n")
+    assert Settings.resolve({}, {"OTEL_PERF_CONFIG": str(config)}).slo.query_classes == ()
+
+
+def test_query_class_in_code_refuses_a_nonsensical_threshold():
+    from otel_perf import query_class
+
+    for bad in (-0.05, 0, "fast", True):
+        with pytest.raises(ConfigError, match="query_class\\('rls', threshold="):
+            query_class("rls", bad)
+    assert query_class("rls", 0.02).qc.threshold == 0.02

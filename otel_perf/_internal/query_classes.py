@@ -8,6 +8,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from otel_perf._internal.config.errors import ConfigError
 from otel_perf._internal.config.sla import QueryClass
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,6 +29,10 @@ class query_class:  # noqa: N801 - used like a function: ``with query_class("rls
     """
 
     def __init__(self, name: str, threshold: float | None = None):
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                      or not 0 < threshold <= 3600):
+            raise ConfigError(f"query_class({name!r}, threshold={threshold!r}) is invalid",
+                              accepted=["seconds above 0, at most 3600"])
         self.qc = QueryClass(name, threshold or 0.0)  # 0: look the threshold up in the SLO
 
     def __enter__(self) -> query_class:

@@ -10,10 +10,14 @@ import sys
 
 USAGE = """Usage: otel-perf run COMMAND [ARGS]...
 
-  Run COMMAND auto-instrumented, e.g. `otel-perf run uvicorn app:app`.
+  Run COMMAND auto-instrumented. The program replaces this process (exit status and
+  signals are its own); configuration comes from OTEL_* / OTEL_PERF_* variables and the
+  YAML file named by OTEL_PERF_CONFIG (invalid configuration: exit status 2).
 
-  The program replaces this process (exit status and signals are its own); configuration comes
-  from OTEL_* / OTEL_PERF_* variables and the YAML file named by OTEL_PERF_CONFIG.
+  Examples:
+    otel-perf run uvicorn app:app
+    otel-perf run gunicorn -k uvicorn.workers.UvicornWorker -w 4 app:app
+    OTEL_PERF_CONFIG=performance.yml otel-perf run python app.py
 
 Options:
   -h, --help  Show this message and exit.
@@ -30,13 +34,13 @@ def main(argv: list[str]) -> int:
     if argv[0] in ("-h", "--help"):
         sys.stdout.write(USAGE)
         return 0
-    from otel_perf._internal.config.errors import ConfigError
+    from otel_perf._internal.config.errors import EXIT_STATUS, ConfigError
     from otel_perf._internal.config.settings import Settings
 
     try:
         Settings.resolve()  # fail here, once, rather than in every worker
     except ConfigError as exc:
-        return _fail(f"invalid configuration: {exc}", 2)
+        return _fail(f"invalid configuration: {exc}", EXIT_STATUS)
     program = shutil.which(argv[0])
     if program is None:
         return _fail(f"{argv[0]}: command not found", 127)

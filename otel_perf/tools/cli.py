@@ -10,7 +10,10 @@ _COMMANDS = {
     "generate": "otel_perf.tools.generate:cli",
     "load": "otel_perf.tools.load:cli",
     "baseline": "otel_perf.tools.baseline:cli",
+    "doctor": "otel_perf.tools.doctor:cli",
+    "stack": "otel_perf.tools.stack_folder:cli",
 }
+HELP_OPTIONS = ["-h", "--help"]
 TOOLS_EXTRA = "pip install 'otel-perf[tools]'"
 
 
@@ -51,10 +54,23 @@ def _group():
             except ImportError as exc:
                 raise click.ClickException(f"{name} needs {exc.name}: {TOOLS_EXTRA}") from None
 
-    @click.group(cls=LazyGroup)
+    @click.group(cls=LazyGroup, context_settings={"help_option_names": HELP_OPTIONS}, epilog="""\b
+Examples:
+  otel-perf run uvicorn app:app
+  otel-perf doctor
+  otel-perf stack ./monitoring --config performance.yml
+
+\b
+Shell completion (bash; zsh and fish likewise with zsh_source / fish_source):
+  eval "$(_OTEL_PERF_COMPLETE=bash_source otel-perf)"
+""")
     @click.version_option(package_name="otel-perf")
     def main() -> None:
-        """OpenTelemetry for Python performance SLAs."""
+        """OpenTelemetry for Python performance SLAs.
+
+        Every command takes -h/--help; - as a file name means stdout; diagnostics go to stderr;
+        invalid configuration exits with status 2.
+        """
 
     return main
 
@@ -65,7 +81,7 @@ def _run_help_command():
     from otel_perf.auto.run import USAGE
 
     # Listed in `otel-perf --help`; the real `run` is dispatched before click (see main).
-    @click.command("run", short_help="Run a program with telemetry.", help=USAGE.split("\n\n")[1],
+    @click.command("run", short_help="Run a program with telemetry.", help=USAGE.split("\n\n", 1)[1].split("\nOptions:")[0],
                    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
     @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
     def run(command: tuple[str, ...]) -> None:

@@ -125,7 +125,8 @@ class Endpoint:
 @click.option("--duration", default=30.0, show_default=True, type=click.FloatRange(0.1, MAX_DURATION),
               help="Stop after this many seconds.")
 @click.option("--allow-host", multiple=True, metavar="HOST", help="A non-loopback host that may be targeted.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the result as JSON here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the result as JSON here (- for stdout).")
 @click.option("--max-error-rate", type=click.FloatRange(0, 1),
               help="Exit 1 when the share of failed requests is above this (e.g. 0.01).")
 @click.option("--seed", type=int, help="Seed Python's random module, for a repeatable request mix.")
@@ -260,21 +261,23 @@ def _ms(seconds: float) -> str:
 
 def render(result: dict[str, Any], stream: Any) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(file=stream, width=None if stream.isatty() else 120)
-    table = Table(title=f"otel-perf load: {result['url']}", caption=(
+    table = Table(title=escape(f"otel-perf load: {result['url']}"), caption=(
         f"{result['requests']} requests in {result['duration']:.1f} s = {result['throughput']:.1f} req/s, "
         f"{result['error_rate']:.2%} failed, {result['users']} users"))
     for column in ("endpoint", "requests", "req/s", "errors", "p50", "p95", "p99", "max"):
         table.add_column(column, justify="left" if column == "endpoint" else "right")
     for r in result["routes"]:
         errors = f"{r['error_rate']:.1%}"
-        table.add_row(f"{r['method']} {r['route']}", str(r["count"]), f"{r['throughput']:.1f}",
+        table.add_row(escape(f"{r['method']} {r['route']}"), str(r["count"]), f"{r['throughput']:.1f}",
                       f"[red]{errors}[/]" if r["errors"] else errors,
                       _ms(r["p50"]), _ms(r["p95"]), _ms(r["p99"]), _ms(r["max"]))
     console.print(table)
+    diagnostics = Console(stderr=True, width=None if sys.stderr.isatty() else 120)  # failures are diagnostics
     for reason, n in sorted(result["failures"].items(), key=lambda kv: -kv[1])[:5]:
-        console.print(f"[red]{n} x[/] {reason}")
+        diagnostics.print(f"[red]{n} x[/] {escape(reason)}")
     if result["scenario_errors"]:
-        console.print(f"[yellow]{result['scenario_errors']} exceptions in the scenario's tasks[/]")
+        diagnostics.print(f"[yellow]{result['scenario_errors']} exceptions in the scenario's tasks[/]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -32,7 +33,9 @@ def otel_perf(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 
 def lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
-    return [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+    """The problems: stderr (stdout only says what was checked)."""
+    assert proc.stdout.startswith("checked "), proc.stdout
+    return [ln for ln in proc.stderr.splitlines() if ln.strip()]
 
 
 def broken_copy(tmp_path: Path, source: Path, edit) -> Path:
@@ -71,6 +74,10 @@ def test_default_paths_cover_every_shipped_config(tmp_path):
         "collector/alertmanager/alertmanager.yml",
         "collector/compose.yaml",
         "grafana/provisioning/datasources/datasources.yaml",
+        "grafana/provisioning/alerting/rules.yaml",
+        "grafana/dashboards/service.json",
+        "collector/tempo/tempo.yaml",
+        "collector/prometheus/rules/slo.yml",
     ):
         original = (tree / rel).read_text()
         (tree / rel).write_text(original + "\n: [unbalanced\n")
@@ -274,8 +281,7 @@ def test_grafana_datasource_reference_must_exist(tmp_path):
         [
             f"{path}: datasources[0]: duplicate uid 'prometheus'",
             f"{path}: datasources[1]: duplicate uid 'prometheus'",
-            f"{path}: datasources[0] (Prometheus): datasourceUid 'tempo' is not provisioned here",
-            f"{path}: datasources[0] (Prometheus): datasourceUid 'tempo' is not provisioned here",
+            f"{path}: datasources[0] (Prometheus): datasourceUid 'tempo' is not provisioned here",  # once, not twice
             f"{path}: datasources[1] (Tempo): datasourceUid 'mimir' is not provisioned here",
         ]
     )
@@ -327,3 +333,97 @@ def test_promtool_rule_unit_tests_are_run(tmp_path):
     expect_firing = expect_silent.replace("exp_alerts: []", "exp_alerts: [{exp_labels: {job: x, severity: warning}}]")
     (tmp_path / "t.yml").write_text(unit + expect_firing)
     assert otel_perf("validate", str(tmp_path / "t.yml")).returncode == 0
+
+
+def test_success_says_what_was_checked():
+    proc = otel_perf("validate")
+    assert proc.returncode == 0, proc.stderr
+    summary = proc.stdout.strip()
+    for kind in ("5 dashboards", "2 Collector configs", "1 Tempo config", "1 Grafana alert rule file",
+                 "1 Grafana datasource file", "1 Alertmanager config", "1 Prometheus config", "1 compose file"):
+        assert kind in summary, summary
+    assert summary.endswith("0 error(s), 0 warning(s)")
+
+
+def test_dashboard_with_an_unknown_datasource_uid(tmp_path):
+    board = json.loads((ROOT / "grafana/dashboards/database.json").read_text())
+    board["panels"][1]["datasource"]["uid"] = "promethues"
+    repo = tmp_path / "repo"
+    (repo / "grafana/dashboards").mkdir(parents=True)
+    path = repo / "grafana/dashboards/team.json"
+    path.write_text(json.dumps(board))
+    shutil.copytree(ROOT / "grafana/provisioning/datasources", repo / "grafana/provisioning/datasources")
+    proc = otel_perf("validate", str(path))  # the datasources beside it are found
+    assert proc.returncode == 1
+    panel = board["panels"][1]
+    assert lines(proc) == [f"{path}: panel {panel['id']} ({panel['title']}): datasource uid 'promethues' is not "
+                           "provisioned (provisioned: prometheus, tempo)"]
+    (tmp_path / "elsewhere").mkdir()
+    alone = tmp_path / "elsewhere/alone.json"
+    alone.write_text(json.dumps(board))
+    proc = otel_perf("validate", str(alone))
+    assert proc.returncode == 0 and lines(proc) == [
+        f"{alone}: warning: datasource uids not checked: no provisioned datasources among the checked files "
+        "or beside them (add your grafana/provisioning/datasources)"]
+
+
+def test_dashboards_duplicate_uids_and_shape(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"uid": "x", "title": "A", "schemaVersion": 42, "panels": []}))
+    (tmp_path / "b.json").write_text(json.dumps({"uid": "x", "title": "B", "panels": {}}))
+    proc = otel_perf("validate", str(tmp_path), str(DATASOURCES))
+    assert proc.returncode == 1
+    b = tmp_path / "b.json"
+    assert lines(proc) == [f"{b}: dashboard uid 'x' is also used by {tmp_path / 'a.json'}",
+                           f"{b}: dashboard: missing schemaVersion (export it with 'Export for sharing' off)",
+                           f"{b}: dashboard: 'panels' must be a list"]
+
+
+def test_grafana_alert_rule_with_an_unknown_datasource_uid(tmp_path):
+    rules = ROOT / "grafana/provisioning/alerting/rules.yaml"
+
+    def edit(doc):
+        rule = doc["groups"][0]["rules"][0]
+        rule["data"][0]["datasourceUid"] = "mimir"
+        rule["condition"] = "Z"
+
+    path = broken_copy(tmp_path, rules, edit)
+    proc = otel_perf("validate", str(path), str(DATASOURCES))
+    assert proc.returncode == 1
+    assert sorted(lines(proc)) == sorted([
+        f"{path}: rule ApiErrorBudgetBurnFast query A: datasource uid 'mimir' is not provisioned "
+        "(provisioned: prometheus, tempo)",
+        f"{path}: rule ApiErrorBudgetBurnFast: condition 'Z' is not a refId of its data",
+    ])
+
+
+def test_policy_receivers_must_be_contact_points(tmp_path):
+    alerting = ROOT / "grafana/provisioning/alerting"
+    path = broken_copy(tmp_path, alerting / "policies.yaml",
+                       lambda d: d["policies"][0]["routes"][0].update(receiver="otel-perf-pager"))
+    proc = otel_perf("validate", str(path), str(alerting / "contact-points.yaml"))
+    assert proc.returncode == 1
+    assert lines(proc) == [f"{path}: policies[0].routes[0]: receiver 'otel-perf-pager' is not a provisioned contact point"]
+
+
+def test_tempo_config_is_recognised_and_checked(tmp_path):
+    tempo = ROOT / "collector/tempo/tempo.yaml"
+    proc = otel_perf("validate", str(tempo))
+    assert proc.returncode == 0 and lines(proc) == [] and "1 Tempo config" in proc.stdout
+
+    def edit(doc):
+        doc["storage"]["trace"]["backend"] = "s4"
+        doc["metrics_generator"]["storage"]["remote_write"][0].pop("url")
+        doc["overrides"]["defaults"]["metrics_generator"]["processors"].append("span_metrics")
+        doc["distributer"] = doc.pop("distributor")
+
+    path = broken_copy(tmp_path, tempo, edit)
+    proc = otel_perf("validate", str(path))
+    assert proc.returncode == 1
+    assert sorted(lines(proc)) == sorted([
+        f"{path}: unknown Tempo section 'distributer' (did you mean 'distributor'?)",
+        f"{path}: distributor.receivers: no receiver (Tempo would accept no traces)",
+        f"{path}: storage.trace.backend: 's4' is not one of local, s3, gcs, azure",
+        f"{path}: metrics_generator.storage.remote_write: needs a url (where span metrics go)",
+        f"{path}: overrides.defaults.metrics_generator.processors: unknown 'span_metrics' "
+        "(accepted: service-graphs, span-metrics, local-blocks)",
+    ])

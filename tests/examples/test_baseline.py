@@ -124,11 +124,14 @@ def test_gate_passes_an_unchanged_rerun_and_fails_a_50_percent_slowdown(timeline
                             str(tmp_path / "slow.json"), "--json", str(report), *GATE],
                            capture_output=True, text=True)
     assert worse.returncode == 1, worse.stdout
-    rows = {r["key"]: r for r in json.loads(report.read_text())["rows"]}
-    assert rows[SLOW_ROUTE]["status"] == "regression" and rows[SLOW_ROUTE]["change"] > 0.2
+    rows = {(r["key"], r["metric"]): r for r in json.loads(report.read_text())["rows"]}
+    slow_p95 = rows[(SLOW_ROUTE, "p95")]
+    assert slow_p95["status"] == "regression" and slow_p95["change"] > 0.2
+    assert rows[(SLOW_ROUTE, "errors")]["status"] == "ok"  # the error rate is compared too, and unchanged
     [report_query] = [r for r in rows.values() if r["kind"] == "query" and "pg_sleep" in r["key"]]
     assert report_query["status"] == "regression"  # the slow statement's mean, from otel_perf.db
-    assert [r["key"] for r in rows.values() if r["status"] == "regression"] == [SLOW_ROUTE, report_query["key"]]
+    assert [k for k, r in rows.items() if r["status"] == "regression"] == [(SLOW_ROUTE, "p95"),
+                                                                          (report_query["key"], "mean")]
     assert "REGRESSION" in worse.stdout and SLOW_ROUTE in worse.stderr
     assert first["routes"] and slow["routes"]
 
@@ -174,3 +177,64 @@ def test_baseline_from_prometheus(timeline_dsn, tmp_path, start_prometheus):
     queries = saved["queries"]
     assert queries["SELECT clinicians"]["count"] >= 25  # the N+1 endpoint's lookups
     assert queries["SELECT events"]["mean"] > 5 * queries["SELECT clinicians"]["mean"]
+
+
+def _write(path: Path, routes: list[dict], queries: list[dict] | None = None, **extra) -> str:
+    path.write_text(json.dumps({"routes": routes, "queries": queries or [], **extra}))
+    return str(path)
+
+
+def _route(p95: float = 0.1, count: int = 100, errors: int = 0) -> dict:
+    return {"method": "GET", "route": "/a", "count": count, "errors": errors, "p50": p95 / 2, "p95": p95, "p99": p95}
+
+
+def _saved(tmp_path: Path, **kw) -> str:
+    base = str(tmp_path / "base.json")
+    result = CliRunner().invoke(cli, ["save", base, "--from-summary", _write(tmp_path / "s.json", [_route(**kw)],
+                                                                                 sla={}, pid=1)])
+    assert result.exit_code == 0, result.output
+    return base
+
+
+def test_nothing_compared_fails_with_a_reason(tmp_path):
+    base = _saved(tmp_path)
+    md = tmp_path / "report.md"
+    empty = CliRunner().invoke(cli, ["check", base, "--from-summary", _write(tmp_path / "e.json", []),
+                                     "--markdown", str(md)])
+    assert empty.exit_code == 1
+    assert "nothing compared: the new run" in empty.output and "no requests" in empty.output
+    assert "**FAILED**" in md.read_text() and "nothing compared" in md.read_text()
+    few = CliRunner().invoke(cli, ["check", base, "--from-summary", _write(tmp_path / "f.json", [_route(count=3)])])
+    assert few.exit_code == 1 and "at least 20 samples" in few.output
+
+
+def test_noise_settings_are_printed_with_every_result(tmp_path):
+    base = _saved(tmp_path)
+    result = CliRunner().invoke(cli, ["check", base, "--from-summary", _write(tmp_path / "n.json", [_route()]),
+                                      "--tolerance", "0.02", "--min-samples", "30", "--markdown", "-"])
+    assert result.exit_code == 0, result.output
+    settings = "threshold 20%, tolerance 20 ms (query shapes 1 ms), error-rate tolerance 0.10%, minimum samples 30"
+    assert result.output.count(settings) >= 3  # table caption, Markdown report, verdict line
+    assert "### otel-perf baseline check: passed" in result.output  # `--markdown -` wrote to stdout
+    assert not (Path.cwd() / "-").exists()
+
+
+def test_error_rate_gates(tmp_path):
+    base = _saved(tmp_path, errors=0)
+    worse = CliRunner().invoke(cli, ["check", base, "--from-summary",
+                                     _write(tmp_path / "w.json", [_route(errors=5)]), "--json", "-"])
+    assert worse.exit_code == 1
+    report = json.loads(worse.stdout[worse.stdout.index("{"):worse.stdout.rindex("}") + 1])
+    assert {(r["metric"], r["status"]) for r in report["rows"]} == {("p95", "ok"), ("errors", "regression")}
+    assert "errors +5.00 pp" in worse.stderr
+    within = CliRunner().invoke(cli, ["check", base, "--error-tolerance", "0.1", "--from-summary",
+                                      _write(tmp_path / "ok.json", [_route(errors=5)])])
+    assert within.exit_code == 0, within.output
+
+
+def test_server_side_against_client_side_warns(tmp_path):
+    base = _saved(tmp_path)  # a local summary: server side
+    load = _write(tmp_path / "load.json", [_route()], scenario="locustfile.py", url="http://127.0.0.1:8000")
+    result = CliRunner().invoke(cli, ["check", base, "--from-summary", load])
+    assert result.exit_code == 0, result.output
+    assert "warning: the baseline is server-side and the new run client-side" in result.stderr

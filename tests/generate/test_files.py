@@ -23,6 +23,7 @@ from otel_perf.tools.generate import (
     dashboards,
     render,
     rules,
+    runbooks,
 )
 from tests.fixtures.binaries import require
 
@@ -51,7 +52,7 @@ def test_check_fails_on_drift_and_generate_repairs_it(tmp_path):
     result = runner.invoke(cli, ["--check", "--out", str(tmp_path)])
     assert result.exit_code == 1 and f"stale: {ALERTS_DIR}/api.alerts.yml" in result.output
     orphan = tmp_path / "docs/runbooks/RenamedAlert.md"  # e.g. an alert renamed since the last run
-    orphan.write_text("old")
+    orphan.write_text(runbooks.HEADER + "# RenamedAlert\n")
     result = runner.invoke(cli, ["--check", "--out", str(tmp_path)])
     assert result.exit_code == 1 and "stale: docs/runbooks/RenamedAlert.md" in result.output
     assert runner.invoke(cli, ["--out", str(tmp_path)]).exit_code == 0
@@ -84,8 +85,61 @@ def test_an_invalid_threshold_is_a_one_line_error(tmp_path):
     config = tmp_path / "performance.yml"
     config.write_text("slo:\n  http_latency: -1\n")
     result = CliRunner().invoke(cli, ["--config", str(config), "--out", str(tmp_path / "out")])
-    assert result.exit_code == 1 and "slo.http_latency=-1 must be > 0" in result.output
+    assert result.exit_code == 2, result.output  # the exit status of every configuration error
+    assert f"invalid configuration: {config}: slo.http_latency=-1 is out of range" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+
+
+def test_files_of_the_user_are_never_removed_or_overwritten(tmp_path):
+    """A team's own dashboard, alert-rule file and runbook beside the generated ones survive, and
+    their own docs/alerts.md is not overwritten (nothing is written until it is moved)."""
+    runner = CliRunner()
+    own = {
+        f"{DASHBOARDS_DIR}/team.json": json.dumps({"uid": "team-board", "title": "Team", "panels": []}),
+        f"{DASHBOARDS_DIR}/copied.json": json.dumps({"uid": "otel-perf-service", "title": "edited copy"}),
+        f"{ALERTS_DIR}/team.alerts.yml": "groups: []\n",
+        f"{ALERTING_DIR}/team-rules.yaml": "apiVersion: 1\ngroups: []\n",
+        "docs/runbooks/TeamAlert.md": "# Our runbook\n",
+    }
+    for rel, text in own.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    (tmp_path / "docs/alerts.md").write_text("# Our alerts\n")
+    refused = runner.invoke(cli, ["--out", str(tmp_path)])
+    assert refused.exit_code == 1
+    assert "not overwriting 1 file(s) otel-perf did not generate: docs/alerts.md" in refused.output
+    assert (tmp_path / "docs/alerts.md").read_text() == "# Our alerts\n"
+    assert not (tmp_path / ALERTS_DIR / "api.alerts.yml").exists()  # nothing written
+    (tmp_path / "docs/alerts.md").rename(tmp_path / "docs/our-alerts.md")
+    result = runner.invoke(cli, ["--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "removed" not in result.output
+    for rel, text in own.items():
+        assert (tmp_path / rel).read_text() == text, rel
+    assert runner.invoke(cli, ["--check", "--out", str(tmp_path)]).exit_code == 0  # theirs are not "stale"
+    forced = tmp_path / "forced"
+    (forced / "docs").mkdir(parents=True)
+    (forced / "docs/alerts.md").write_text("# Our alerts\n")
+    assert runner.invoke(cli, ["--out", str(forced), "--force"]).exit_code == 0
+    assert (forced / "docs/alerts.md").read_text().startswith(runbooks.HEADER)
+
+
+def test_help_says_what_is_written_where():
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for text in (RULES_DIR, ALERTS_DIR, ALERTING_DIR, DASHBOARDS_DIR, "docs/runbooks", "only files carrying",
+                 "--force", "Examples:"):
+        assert text in result.output, text
+
+
+def test_route_latency_alert_follows_the_latency_target():
+    strict = slo.DEFAULT.with_overrides({"http_latency_target": 0.99}, "t")
+    alert = next(a for a in rules.alerts(strict) if a.name == "ApiRouteLatencyHigh")
+    assert "histogram_quantile(0.99," in alert.expr and "p99 of" in alert.summary
+    default = next(a for a in rules.alerts(slo.DEFAULT) if a.name == "ApiRouteLatencyHigh")
+    assert "histogram_quantile(0.95," in default.expr
+    panel = next(p for p in dashboards.service(strict)["panels"] if p["title"].startswith("p99 per route"))
+    assert panel["targets"][0]["expr"].startswith("histogram_quantile(0.99,")
 
 
 def test_promtool_accepts_the_rule_files():

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
+
+# The exit status of every command (`otel-perf run` and the tools) on bad configuration.
+EXIT_STATUS = 2
 
 
 class ConfigError(ValueError):
@@ -13,3 +17,11 @@ class ConfigError(ValueError):
         if accepted:
             message = f"{message} (accepted: {', '.join(accepted)})"
         super().__init__(message)
+
+
+def unknown(label: str, key: str, known: Iterable[str]) -> ConfigError:
+    """``label: unknown ... 'key' (did you mean 'x'?)`` with the accepted names."""
+    known = sorted(known)
+    close = difflib.get_close_matches(str(key), known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"{label} {key!r}{hint}", accepted=known)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from otel_perf._internal.config import sla as slo_module
-from otel_perf._internal.config.errors import ConfigError
+from otel_perf._internal.config.errors import ConfigError, unknown
 
 Parser = Callable[[Any], Any]
 
@@ -204,13 +204,13 @@ class Settings:
         known = {f.name: f for f in fields(cls)}
         for key in kwargs:
             if key not in known:
-                raise ConfigError(f"configure(): unknown setting {key!r}", accepted=sorted(known))
+                raise unknown("configure(): unknown setting", key, known)
 
         path = kwargs.get("config") or environ.get("OTEL_PERF_CONFIG")
         file_values = _load_yaml(path) if path else {}
         for key in file_values:
             if key not in known:
-                raise ConfigError(f"{path}: unknown setting {key!r}", accepted=sorted(known))
+                raise unknown(f"{path}: unknown setting", key, known)
 
         values: dict[str, Any] = {}
         for f in fields(cls):
@@ -232,16 +232,16 @@ class Settings:
                 raise ConfigError(f"{source}={raw!r} is invalid", accepted=accepted) from None
 
         spec = slo_module.DEFAULT
-        if file_values.get("slo"):
-            spec = spec.with_overrides(dict(file_values["slo"]), f"{path}")
+        if file_values.get("slo") is not None:
+            spec = spec.with_overrides(file_values["slo"], f"{path}")
         env_slo = {
             k[len("OTEL_PERF_SLO_"):].lower(): v for k, v in environ.items() if k.startswith("OTEL_PERF_SLO_") and v.strip()
         }
         if env_slo:
-            spec = spec.with_overrides(env_slo, "OTEL_PERF_SLO_*")
+            spec = spec.with_overrides(env_slo, "OTEL_PERF_SLO_{KEY}")
         if kwargs.get("slo"):
             slo_kw = kwargs["slo"]
-            spec = slo_kw if isinstance(slo_kw, slo_module.SLO) else spec.with_overrides(dict(slo_kw), "configure(slo=...)")
+            spec = slo_kw if isinstance(slo_kw, slo_module.SLO) else spec.with_overrides(slo_kw, "configure(slo=...)")
         values["slo"] = spec
         return cls(**values)
 

@@ -9,10 +9,11 @@ file's ``slo:`` section, with ``OTEL_PERF_SLO_<KEY>`` or ``configure(slo={...})`
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from otel_perf._internal.config.errors import ConfigError
+from otel_perf._internal.config.errors import ConfigError, unknown
 
 
 @dataclass(frozen=True)
@@ -54,27 +55,34 @@ class SLO:
         default=(QueryClass("rls", 0.05, r"(?i)\bcurrent_setting\s*\(|\bpg_has_role\s*\(|\brls\b"),)
     )
 
-    def with_overrides(self, values: dict[str, Any], source: str) -> SLO:
-        """Return a copy with ``values`` applied; bad keys or values raise ConfigError naming them."""
-        known = {f.name: f for f in fields(self)}
+    def with_overrides(self, values: Any, source: str) -> SLO:
+        """Return a copy with ``values`` applied; a bad key or value raises ConfigError naming it.
+
+        ``source`` names where the values came from: a template with ``{key}``/``{KEY}`` (an
+        environment variable such as ``OTEL_PERF_SLO_{KEY}``) or a prefix (``perf.yml`` gives
+        ``perf.yml: slo.db_slow``). ``query_classes`` merge by name with the defaults; ``null``
+        as a class's value removes it.
+        """
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source.split('{')[0].rstrip('_')}: slo must be a mapping, not {type(values).__name__}",
+                              accepted=["key: value pairs of the SLA table"])
+        known = {f.name for f in fields(self)}
         changes: dict[str, Any] = {}
         for key, value in values.items():
             if key not in known:
-                raise ConfigError(f"{source}: unknown SLO key {key!r}", accepted=sorted(known))
+                raise unknown(f"{_label(source, key)}: unknown SLO key", key, known)
             if key == "query_classes":
-                changes[key] = _query_classes(value, source)
-                continue
-            kind = int if key == "n_plus_one" else float
-            try:
-                number = kind(value)
-            except (TypeError, ValueError):
-                raise ConfigError(
-                    f"{source}: slo.{key}={value!r} is not a number", accepted=["a positive number"]
-                ) from None
-            if not number > 0 or number != number:
-                raise ConfigError(f"{source}: slo.{key}={value!r} must be > 0", accepted=["a positive number"])
-            changes[key] = number
-        return replace(self, **changes)
+                changes[key] = _query_classes(self.query_classes, value, _label(source, key))
+            else:
+                changes[key] = _check(key, value, _label(source, key))
+        spec = replace(self, **changes)
+        for name in VITAL_BUCKETS:  # the good threshold must lie below the poor one
+            good, poor = getattr(spec, name), getattr(spec, f"{name}_poor")
+            if good >= poor:
+                key = name if name in changes else f"{name}_poor"
+                raise ConfigError(f"{_label(source, key)}: {name}={good:g} is not below {name}_poor={poor:g}",
+                                  accepted=[f"{name} < {name}_poor"])
+        return spec
 
     # -- derived values -------------------------------------------------------------------------
 
@@ -125,23 +133,79 @@ def _merge(base: tuple[float, ...], *extra: float) -> tuple[float, ...]:
     return tuple(sorted({round(b, 6) for b in (*base, *extra)}))
 
 
-def _query_classes(value: Any, source: str) -> tuple[QueryClass, ...]:
-    """Accept ``{name: {threshold: s, pattern: re}}`` or a list of such mappings with ``name``."""
-    items = value.items() if isinstance(value, dict) else ((v.get("name"), v) for v in value or ())
-    out = []
+# What each key accepts: (minimum, maximum, open at the minimum, open at the maximum, kind, meaning).
+_FRACTION = (0.0, 1.0, True, True, float, "a fraction between 0 and 1 (exclusive)")
+_SHARE = (0.0, 1.0, True, False, float, "a fraction above 0, at most 1")
+_SECONDS = (0.0, 3600.0, True, False, float, "seconds above 0, at most 3600")
+_RANGES: dict[str, tuple[float, float, bool, bool, type, str]] = {
+    "http_latency": _SECONDS, "db_slow": _SECONDS, "db_mean": _SECONDS,
+    "http_latency_target": _FRACTION, "http_error_rate": _FRACTION, "throughput_drop": _FRACTION,
+    "cpu": _SHARE, "memory": _SHARE,
+    "regression": (0.0, 100.0, True, False, float, "a fraction above 0 (0.2 = 20 % worse)"),
+    "n_plus_one": (2, 1_000_000, False, False, int, "a whole number of statements, at least 2"),
+    "cls": (0.0, 10.0, True, False, float, "a layout-shift score above 0"),
+    "cls_poor": (0.0, 10.0, True, False, float, "a layout-shift score above 0"),
+}
+
+
+def _label(source: str, key: str) -> str:
+    if "{key}" in source or "{KEY}" in source:
+        return source.format(key=key, KEY=key.upper())
+    return f"{source}: slo.{key}"
+
+
+def _check(key: str, value: Any, label: str) -> float | int:
+    """``value`` as the number ``key`` takes, or ConfigError naming ``label`` and the range."""
+    low, high, low_open, high_open, kind, meaning = _RANGES.get(key, _SECONDS)
+    try:
+        if isinstance(value, bool) or isinstance(value, (list, dict, tuple)):
+            raise ValueError
+        number = float(value)
+        if kind is int:
+            if number != int(number):
+                raise ValueError
+            number = int(number)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{label}={value!r} is not {'a whole number' if kind is int else 'a number'}",
+                          accepted=[meaning]) from None
+    if (number != number or number < low or number > high or (low_open and number == low)
+            or (high_open and number == high)):
+        raise ConfigError(f"{label}={value!r} is out of range", accepted=[meaning])
+    return number
+
+
+def _query_classes(defaults: tuple[QueryClass, ...], value: Any, label: str) -> tuple[QueryClass, ...]:
+    """Merge ``{name: {threshold: s, pattern: re}}`` (or a list of mappings with ``name``) into
+    ``defaults`` by name: an entry replaces the class of its name (keeping its pattern unless it
+    gives one), ``name: null`` removes it."""
+    accepted = ["{name: {threshold: seconds, pattern: optional regex}} or name: null to remove a default"]
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, Mapping) and v.get("name") for v in value):
+        items = [(v["name"], {k: x for k, x in v.items() if k != "name"}) for v in value]
+    else:
+        raise ConfigError(f"{label}={value!r} is invalid", accepted=accepted)
+    merged = {qc.name: qc for qc in defaults}
     for name, spec in items:
-        try:
-            threshold = float(spec["threshold"])
-            pattern = spec.get("pattern")
-            if pattern:
-                re.compile(pattern)
-        except (TypeError, KeyError, ValueError, re.error):
-            raise ConfigError(
-                f"{source}: slo.query_classes.{name} is invalid",
-                accepted=["{threshold: seconds, pattern: optional regex}"],
-            ) from None
-        out.append(QueryClass(str(name), threshold, pattern))
-    return tuple(out)
+        if spec is None:
+            merged.pop(str(name), None)
+            continue
+        where = f"{label}.{name}"
+        if not isinstance(spec, Mapping) or "threshold" not in spec:
+            raise ConfigError(f"{where}={spec!r} is invalid", accepted=accepted)
+        for extra in set(spec) - {"threshold", "pattern"}:
+            raise unknown(f"{where}: unknown field", extra, ["threshold", "pattern"])
+        threshold = _check("threshold", spec["threshold"], f"{where}.threshold")
+        # A class named again keeps its default pattern unless given one (null: no pattern).
+        pattern = spec["pattern"] if "pattern" in spec else getattr(merged.get(str(name)), "pattern", None)
+        if pattern is not None:
+            try:
+                re.compile(str(pattern))
+            except re.error as exc:
+                raise ConfigError(f"{where}.pattern={pattern!r} is not a regular expression ({exc})",
+                                  accepted=["a Python regular expression"]) from None
+        merged[str(name)] = QueryClass(str(name), threshold, str(pattern) if pattern else None)
+    return tuple(merged.values())
 
 
 DEFAULT = SLO()

@@ -10,8 +10,17 @@ So the exported counters never go backwards and no call is counted twice. (A per
 followed by more calls than before, between two polls, is indistinguishable from no reset on
 PostgreSQL 15; PostgreSQL 17's ``stats_since`` would settle it.)
 
-The statement text is passed through our own sanitizer as well: pg_stat_statements keeps some
-utility statements (e.g. ``ALTER ROLE ... PASSWORD '...'``) verbatim.
+One poller per database exports, however many workers and replicas run one: the statistics are
+the server's, so N exporters would make N-fold totals. Each poll first takes (or keeps) a
+session-level advisory lock in the polled database; only its holder reads and exports. When the
+holder dies its session ends, the lock is released and the next poller to try takes over. A poller
+that takes over from another treats its first read as the starting point (the old holder exported
+up to its last poll; what ran between that poll and its death is not counted twice, it is lost).
+Only the polled database's statements are read, so pollers of different databases never overlap.
+
+Labels stay bounded: the database, the statement's short summary and pg_stat_statements' own
+``queryid``; never the statement text (up to kilobytes, one series each). The text is one lookup
+away: ``SELECT query FROM pg_stat_statements WHERE queryid = <otel_perf.db.query_id>``.
 """
 
 from __future__ import annotations
@@ -30,11 +39,13 @@ log = logging.getLogger("otel_perf")
 
 MAX_TRACKED = 20_000  # remembered statements (for deltas); oldest forgotten beyond this
 CONNECT_TIMEOUT = 5  # seconds to connect, and per statement
+LOCK_KEY = 0x6F74656C70657266  # advisory lock id ("otelperf"): one exporting poller per database
+QUERY_ID = "otel_perf.db.query_id"  # pg_stat_statements' queryid, the bounded statement identity
 
 _QUERY = """
 SELECT s.userid, s.dbid, s.queryid, s.toplevel, d.datname, s.query, s.calls, s.total_exec_time, s.rows
 FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-WHERE s.queryid IS NOT NULL
+WHERE s.queryid IS NOT NULL AND d.datname = current_database()
 ORDER BY s.total_exec_time DESC
 LIMIT %s
 """
@@ -60,17 +71,27 @@ class StatStatements:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failed = False
+        self.holder = False  # whether this poller holds the lock (exports)
+        self._waited = False  # another poller held the lock when this one tried
 
     def poll(self) -> int:
-        """Read once and export the deltas; returns the number of statements read.
+        """Read once and export the deltas; returns the number of statements read (0 when another
+        poller holds the lock).
 
         Raises StatStatementsUnavailable when the extension is missing or not preloaded.
         """
         token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
-            rows, reset_at = self._read()
+            read = self._read()
         finally:
             otel_context.detach(token)
+        if read is None:
+            return 0
+        rows, reset_at, took_over = read
+        if took_over:  # the previous holder exported up to here: start from this read
+            self._last = {(r[0], r[1], r[2], r[3]): (r[6], r[7], r[8]) for r in rows}
+            self._reset_at = reset_at
+            return len(rows)
         full_reset = self._reset_at is not None and reset_at != self._reset_at
         if full_reset:
             self._last.clear()
@@ -85,7 +106,7 @@ class StatStatements:
                 d_calls, d_ms, d_rows = calls - before[0], total_ms - before[1], nrows - before[2]
             if d_calls <= 0:
                 continue
-            attrs = self._attributes(datname, query)
+            attrs = self._attributes(datname, queryid, query)
             self.calls.add(d_calls, attrs)
             self.time.add(max(d_ms, 0.0) / 1000.0, attrs)
             self.rows.add(max(d_rows, 0), attrs)
@@ -94,22 +115,31 @@ class StatStatements:
             self._last.pop(next(iter(self._last)))
         return len(rows)
 
-    def _attributes(self, datname: str, query: str) -> dict[str, str]:
-        shape = shape_of(query or "")
-        attrs = {"db.system.name": "postgresql", "db.namespace": datname, "db.query.summary": shape.summary}
-        if shape.text:
-            attrs["db.query.text"] = shape.text
-        return attrs
+    def _attributes(self, datname: str, queryid: int, query: str) -> dict[str, str]:
+        # The summary comes from our sanitizer: pg_stat_statements keeps some utility statements
+        # (e.g. ``ALTER ROLE ... PASSWORD '...'``) verbatim.
+        return {"db.system.name": "postgresql", "db.namespace": datname,
+                "db.query.summary": shape_of(query or "").summary, QUERY_ID: str(queryid)}
 
-    def _read(self) -> tuple[list[tuple], Any]:
+    def _read(self) -> tuple[list[tuple], Any, bool] | None:
+        """(rows, stats_reset, whether this poller just took over from another), or None when
+        another poller holds the lock."""
         import psycopg
 
         if self._conn is None or self._conn.closed:
+            self.holder = False  # a new session holds no lock
             # Bounded: a hanging server must not hold this thread (and the exit) for long.
             self._conn = psycopg.connect(self.dsn, autocommit=True, application_name="otel-perf stat_statements",
                                          connect_timeout=CONNECT_TIMEOUT,
                                          options=f"-c statement_timeout={CONNECT_TIMEOUT * 1000}")
             self._check()
+        took_over = False
+        if not self.holder:
+            self.holder = bool(self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0])
+            if not self.holder:
+                self._waited = True
+                return None
+            took_over, self._waited = self._waited, False
         try:
             rows = self._conn.execute(_QUERY, (self.top,)).fetchall()
             reset_at = self._conn.execute("SELECT stats_reset FROM pg_stat_statements_info").fetchone()[0]
@@ -118,7 +148,7 @@ class StatStatements:
                 f"pg_stat_statements is not loaded on the server ({exc.diag.message_primary}): add it to "
                 "shared_preload_libraries and restart PostgreSQL"
             ) from None
-        return rows, reset_at
+        return rows, reset_at, took_over
 
     def _check(self) -> None:
         found = self._conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").fetchone()
@@ -145,9 +175,10 @@ class StatStatements:
                 return  # mid-poll: closing its connection from here is not safe; it closes on exit
         if self._conn is not None:
             try:
-                self._conn.close()
+                self._conn.close()  # ends the session: the lock passes to the next poller
             except Exception:
                 pass
+        self.holder = False
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -51,27 +51,26 @@ class _Series:
             if slot < RESERVOIR:
                 self.samples[slot] = duration
 
-    def quantiles(self) -> dict[str, float]:
+    def quantiles(self, *extra: float) -> dict[str, float]:
+        qs = (0.50, 0.95, 0.99, *extra)
         if self.weights is not None:
-            return self._weighted_quantiles()
+            return self._weighted_quantiles(qs)
         ordered = sorted(self.samples)
-        if not ordered:
-            return {"p50": 0.0, "p95": 0.0, "p99": 0.0}
         n = len(ordered)  # nearest rank: the ceil(q * n)-th smallest sample
-        return {f"p{round(q * 100)}": ordered[max(0, math.ceil(q * n) - 1)] for q in (0.50, 0.95, 0.99)}
+        return {_name(q): ordered[max(0, math.ceil(q * n) - 1)] if n else 0.0 for q in qs}
 
-    def _weighted_quantiles(self) -> dict[str, float]:
+    def _weighted_quantiles(self, qs: tuple[float, ...]) -> dict[str, float]:
         pairs = sorted(zip(self.samples, self.weights or (), strict=False))
         total = sum(w for _, w in pairs)
         out = {}
-        for q in (0.50, 0.95, 0.99):
+        for q in qs:
             running, value = 0.0, pairs[-1][0] if pairs else 0.0
             for sample, weight in pairs:
                 running += weight
                 if running >= q * total - 1e-9:
                     value = sample
                     break
-            out[f"p{round(q * 100)}"] = value
+            out[_name(q)] = value
         return out
 
     def state(self) -> list:
@@ -91,6 +90,10 @@ class _Series:
         self.samples = array("d", [*self.samples, *samples])
         self.weights = [*mine, *weights]
 
+
+def _name(q: float) -> str:
+    """p50, p95, p99, p99.9: the quantile's percent without float noise."""
+    return f"p{round(q * 100, 3):g}"
 
 class Summary:
     def __init__(self, slo: SLO, service: str = ""):
@@ -158,17 +161,18 @@ class Summary:
     def as_dict(self) -> dict[str, Any]:
         slo = self.slo
         routes = []
+        target = _name(slo.http_latency_target)  # the SLA: this share of requests within http_latency
         for (method, route), s in sorted(self._routes.items(), key=lambda kv: -kv[1].count):
-            q = s.quantiles()
+            q = s.quantiles(slo.http_latency_target)
             error_rate = s.errors / s.count if s.count else 0.0
             problems = []
-            if q["p95"] > slo.http_latency:
+            if q[target] > slo.http_latency:
                 problems.append("slow")
             if error_rate > slo.http_error_rate:
                 problems.append("errors")
             routes.append({
                 "method": method, "route": route, "count": s.count, "errors": s.errors,
-                "error_rate": error_rate, **q, "max": s.maximum,
+                "error_rate": error_rate, **q, "target_latency": q[target], "max": s.maximum,
                 "verdict": "ok" if not problems else "+".join(problems),
             })
         queries = []
@@ -185,7 +189,8 @@ class Summary:
         return {
             "service": self.service,
             "pid": os.getpid(),
-            "sla": {"http_latency_p95": slo.http_latency, "http_error_rate": slo.http_error_rate,
+            "sla": {"http_latency": slo.http_latency, "http_latency_target": slo.http_latency_target,
+                    "http_error_rate": slo.http_error_rate,
                     "db_slow": slo.db_slow, "db_mean": slo.db_mean, "n_plus_one": slo.n_plus_one},
             "routes": routes,
             "queries": queries,

@@ -20,6 +20,7 @@ def render(data: dict[str, Any], stream: Any) -> None:
         return f"{colour}{text}{_RESET}" if tty else text
 
     sla = data["sla"]
+    target = f"p{round(sla['http_latency_target'] * 100, 3):g}"
     lines: list[str] = []
     if data["routes"]:
         rows = [
@@ -30,7 +31,8 @@ def render(data: dict[str, Any], stream: Any) -> None:
         ]
         lines += _table(f"otel-perf summary: {data['service']} (pid {data['pid']})",
                         ["route", "requests", "errors", "p50", "p95", "p99", "verdict"], rows, paint,
-                        f"SLA: p95 < {_ms(sla['http_latency_p95'])}, errors < {sla['http_error_rate'] * 100:g} %")
+                        f"SLA: {target} < {_ms(sla['http_latency'])} ({sla['http_latency_target']:.4g} of requests "
+                        f"within it), errors < {sla['http_error_rate'] * 100:g} %")
     if data["queries"]:
         rows = [
             [_clip(q["shape"], QUERY_WIDTH), str(q["count"]), _ms(q["mean"]), _ms(q["p95"]), _ms(q["max"]),

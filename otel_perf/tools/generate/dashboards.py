@@ -37,6 +37,7 @@ from otel_perf.tools.generate.rules import (
 
 PROMETHEUS = DataSourceRef(type_val="prometheus", uid="prometheus")
 FOLDER = "otel-perf"
+UID_PREFIX = "otel-perf-"  # every generated dashboard uid; `generate` recognises its own files by it
 HTTP = catalogue.HTTP_SERVER_DURATION.prometheus
 DB = catalogue.DB_CLIENT_DURATION.prometheus
 RATE = "$__rate_interval"
@@ -154,8 +155,9 @@ def _q(q: float, metric: str, by: str, sel: str, window: str = RATE) -> str:
 
 def service(slo: SLO) -> dict[str, Any]:
     ms = f"{slo.http_latency * 1000:g} ms"
+    target = round(slo.http_latency_target * 100, 3)  # the quantile the latency SLA is about (95: p95)
     b = Board("otel-perf-service", "Service overview (RED)",
-              f"Requests, errors and latency per route against the SLA (p95 < {ms}, errors < "
+              f"Requests, errors and latency per route against the SLA (p{target:g} < {ms}, errors < "
               f"{slo.http_error_rate:.1%}).", ["red", "sla"])
     count = f"{HTTP}_count"
     total = f"sum by ({ROUTE}) (rate({count}{{{HTTP_SEL}}}[{RATE}]))"
@@ -173,10 +175,11 @@ def service(slo: SLO) -> dict[str, Any]:
     b.add(graph("Requests by status code", "Request rate per HTTP status code.", "reqps",
                 [Q(f"sum by ({STATUS}) (rate({count}{{{HTTP_SEL}}}[{RATE}]))", "{{" + STATUS + "}}")]))
     b.row("Latency")
-    b.add(graph(f"p95 per route (SLA {ms})",
-                "95th percentile request duration per route, exact at the SLA boundary (a bucket edge). "
+    b.add(graph(f"p{target:g} per route (SLA {ms})",
+                f"{target:g}th percentile request duration per route, exact at the SLA boundary (a bucket edge). "
                 "Exemplar dots open the trace in Tempo.", "s",
-                [Q(_q(0.95, HTTP, ROUTE, HTTP_SEL), "{{" + ROUTE + "}}")], slo.http_latency, exemplar=True))
+                [Q(_q(slo.http_latency_target, HTTP, ROUTE, HTTP_SEL), "{{" + ROUTE + "}}")], slo.http_latency,
+                exemplar=True))
     b.add(graph("p50 / p95 / p99", "Latency percentiles over all selected routes; exemplars link to traces.", "s",
                 [Q(_q(q, HTTP, "job", HTTP_SEL), f"p{round(q * 100)} {{{{job}}}}") for q in (0.5, 0.95, 0.99)],
                 slo.http_latency, exemplar=True))

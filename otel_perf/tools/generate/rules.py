@@ -175,6 +175,7 @@ def alerts(slo: SLO, t: Timing | None = None) -> list[Alert]:
     ms = int(round(slo.http_latency * 1000))
     err_budget, lat_budget = slo.http_error_rate, 1 - slo.http_latency_target
     worse = 1 + slo.regression
+    pq = f"p{round(slo.http_latency_target * 100, 3):g}"  # the quantile the latency SLA is about
     route_by = f"job, {ROUTE}"
     out = [
         # -- SLOs: multi-window multi-burn-rate ------------------------------------------------
@@ -225,10 +226,10 @@ def alerts(slo: SLO, t: Timing | None = None) -> list[Alert]:
         # -- API thresholds ----------------------------------------------------------------------
         Alert(
             "ApiRouteLatencyHigh", "api", "warning",
-            f"{_p(0.95, HTTP, w5, route_by)}\n  and on(job, {ROUTE}) {_enough(HTTP, w5, route_by, t)}",
+            f"{_p(slo.http_latency_target, HTTP, w5, route_by)}\n  and on(job, {ROUTE}) {_enough(HTTP, w5, route_by, t)}",
             slo.http_latency, 5 * MINUTE,
-            f"p95 of {{{{ $labels.job }}}} {{{{ $labels.{ROUTE} }}}} is over {ms} ms",
-            f"p95 latency {{{{ $value | humanizeDuration }}}} over 5m (SLA: p95 < {ms} ms).",
+            f"{pq} of {{{{ $labels.job }}}} {{{{ $labels.{ROUTE} }}}} is over {ms} ms",
+            f"{pq} latency {{{{ $value | humanizeDuration }}}} over 5m (SLA: {pq} < {ms} ms).",
             "otel-perf-service",
             ("Service overview, filtered to the route: p50/p95/p99 with the SLA line; exemplars link to Tempo.",
              "In the slow trace: database spans marked otel_perf.db.slow, N+1 events, external calls.",
