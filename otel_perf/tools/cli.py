@@ -10,6 +10,8 @@ _COMMANDS = {
     "generate": "otel_perf.tools.generate:cli",
     "load": "otel_perf.tools.load:cli",
     "baseline": "otel_perf.tools.baseline:cli",
+    "slo": "otel_perf.tools.slo_formats:cli",
+    "report": "otel_perf.tools.report:cli",
 }
 TOOLS_EXTRA = "pip install 'otel-perf[tools]'"
 
