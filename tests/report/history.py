@@ -81,7 +81,7 @@ def from_scrape(text: str, metric: str, by: tuple[str, ...], seconds: float, sta
         if n <= 0:
             continue
         cdf = [(le, c / n) for le, c in sorted(buckets[key].items()) if math.isfinite(le)]
-        labels = {**dict(zip(by, key)), **(keep or {})}
+        labels = {**dict(zip(by, key, strict=True)), **(keep or {})}
         error_labels = {status: "500"} if status else {}
         if status:
             labels[status] = "200"

@@ -38,7 +38,7 @@ def regressions(periods: list[dict[str, Any]], threshold: float,
     The same noise rules as ``otel-perf baseline check`` (minimum samples, absolute tolerances).
     """
     out = []
-    for before, after in zip(periods, periods[1:]):
+    for before, after in zip(periods, periods[1:], strict=False):
         for row in baseline.compare(before, after, threshold, min_samples):
             if row.status == "regression":
                 out.append({"kind": row.kind, "key": row.key, "metric": row.metric, "before": row.base,
