@@ -47,3 +47,6 @@ def prometheus_on(history_dir) -> Iterator[Callable[..., PrometheusServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+from tests.examples.conftest import timeline_dsn  # noqa: E402, F401  (the seeded example database)

@@ -138,3 +138,13 @@ def backfill(openmetrics: Path, data_dir: Path) -> None:
                           str(openmetrics), str(data_dir)],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, f"promtool backfill failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}"
+
+
+def backfill_rules(rule_file: Path, url: str, start: float, end: float, data_dir: Path) -> None:
+    """Evaluate recording rules over [start, end] against Prometheus at ``url`` into blocks (their
+    group interval is the step): the history of recorded series, as if the rules had always run."""
+    promtool = require("promtool", "prometheus")
+    run = subprocess.run([promtool, "tsdb", "create-blocks-from", "rules", f"--start={int(start)}", f"--end={int(end)}",
+                          f"--url={url}", f"--output-dir={data_dir}", str(rule_file)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, f"promtool rule backfill failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}"

@@ -77,7 +77,8 @@ def recording_rules(slo: SLO, t: Timing | None = None) -> list[dict[str, Any]]:
     # Objective and budget exist for every service that served a request within the longest window.
     present = f"group by ({SERVICE_LABEL}) ({requests_rate(max(RECORDED_WINDOWS))})"
     for d in slos(slo):
-        slis = [{"record": f"{SLI}{window_name(w)}", "expr": _identify(d.ratio(w), d.name),
+        # A service without a single failed request has no 5xx series: its error ratio is 0, not absent.
+        slis = [{"record": f"{SLI}{window_name(w)}", "expr": _identify(f"({d.ratio(w)} or 0 * {requests_rate(w)})", d.name),
                  "labels": {"sloth_window": window_name(w)}} for w in RECORDED_WINDOWS]
         short = f"{SLI}{window_name(min(RECORDED_WINDOWS))}{_sel(d)}"
         period = t.d(PERIOD_DAYS * DAY)

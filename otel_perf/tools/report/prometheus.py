@@ -79,22 +79,23 @@ class Client:
             raise PrometheusError(f"{self.url}: {body.get('error', body)} (query: {params.get('query')})")
         return body["data"]["result"]
 
-    def instant(self, query: str, at: float) -> dict[tuple[str, ...], float]:
-        """``{label values in sorted label-name order: value}``, finite values only."""
-        return {_key(s["metric"]): v for s in self._get("query", query=query, time=at)
+    def instant(self, query: str, at: float, labels: tuple[str, ...] = ()) -> dict[tuple[str, ...], float]:
+        """``{values of labels: value}``, finite values only (a missing label reads as "")."""
+        return {_key(s["metric"], labels): v for s in self._get("query", query=query, time=at)
                 if math.isfinite(v := float(s["value"][1]))}
 
-    def series(self, query: str, start: float, end: float, step: int) -> dict[tuple[str, ...], dict[float, float]]:
+    def series(self, query: str, start: float, end: float, step: int,
+               labels: tuple[str, ...] = ()) -> dict[tuple[str, ...], dict[float, float]]:
         out = {}
         for s in self._get("query_range", query=query, start=start, end=end, step=step):
             points = {float(t): float(v) for t, v in s["values"] if math.isfinite(float(v))}
             if points:
-                out[_key(s["metric"])] = points
+                out[_key(s["metric"], labels)] = points
         return out
 
 
-def _key(metric: dict[str, str]) -> tuple[str, ...]:
-    return tuple(metric[k] for k in sorted(metric) if k != "__name__")
+def _key(metric: dict[str, str], labels: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(metric.get(k, "") for k in labels)
 
 
 def _align(times: list[float], points: dict[float, float], digits: int = 6) -> list[float | None]:
@@ -108,7 +109,7 @@ def step_for(window: int) -> int:
 def gather(url: str, window: str, slo: SLO, end: float | None = None, job: str | None = None) -> dict[str, Any]:
     client = Client(url)
     span = seconds(window)
-    end = float(end if end is not None else time.time())
+    end = float(int(end if end is not None else time.time()))  # whole seconds: range answers come back in ms
     start = end - span
     step = step_for(span)
     end = start + (span // step) * step  # whole steps, so every series shares one time axis
@@ -119,22 +120,23 @@ def gather(url: str, window: str, slo: SLO, end: float | None = None, job: str |
     def hsel(extra: str = "") -> str:
         return "{" + ", ".join(x for x in (sel, extra) if x) + "}"
 
-    def q_range(query: str) -> dict[tuple[str, ...], dict[float, float]]:
-        return client.series(query, times[0], times[-1], step) if times else {}
+    def q_range(query: str, labels: tuple[str, ...]) -> dict[tuple[str, ...], dict[float, float]]:
+        return client.series(query, times[0], times[-1], step, labels) if times else {}
 
     report: dict[str, Any] = {"source": f"{url} over {window}", "start": start, "end": end, "window": window,
                               "step": step, "sla": model.sla(slo)}
 
     # -- latency per route ------------------------------------------------------------------------
     by = f"{METHOD}, {ROUTE}"
-    counts = client.instant(f"sum by ({by}) (increase({HTTP}_count{hsel()}[{window}]))", end)
+    rk = (METHOD, ROUTE)
+    counts = client.instant(f"sum by ({by}) (increase({HTTP}_count{hsel()}[{window}]))", end, rk)
     top = sorted((k for k, n in counts.items() if n > 0), key=lambda k: -counts[k])[:MAX_ROUTES]
     window_q = {q: client.instant(f"histogram_quantile({q}, sum by (le, {by}) (increase({HTTP}_bucket{hsel()}[{window}])))",
-                                  end) for q in (0.5, 0.95, 0.99)}
-    ranged = {q: q_range(f"histogram_quantile({q}, sum by (le, {by}) (rate({HTTP}_bucket{hsel()}[{r}])))")
+                                  end, rk) for q in (0.5, 0.95, 0.99)}
+    ranged = {q: q_range(f"histogram_quantile({q}, sum by (le, {by}) (rate({HTTP}_bucket{hsel()}[{r}])))", rk)
               for q in (0.5, 0.95, 0.99)}
     report["latency"] = [{
-        "route": f"{m} {rt}", "t": times, "requests": round(counts[(m, rt)]),
+        "route": _route(m, rt), "t": times, "requests": round(counts[(m, rt)]),
         **{f"p{round(q * 100)}": _align(times, ranged[q].get((m, rt), {})) for q in ranged},
         "window": {f"p{round(q * 100)}": window_q[q].get((m, rt)) for q in window_q},
     } for m, rt in top]
@@ -143,7 +145,7 @@ def gather(url: str, window: str, slo: SLO, end: float | None = None, job: str |
     # -- errors and the error budget, per service ---------------------------------------------------
     total = f"sum by (job) (increase({HTTP}_count{hsel()}[{r}]))"
     failed = f'sum by (job) (increase({HTTP}_count{hsel(STATUS + "=~" + chr(34) + "5.." + chr(34))}[{r}]))'
-    totals, fails = q_range(total), q_range(f"{failed} or 0 * {total}")
+    totals, fails = q_range(total, ("job",)), q_range(f"{failed} or 0 * {total}", ("job",))
     report["errors"] = []
     for key in sorted(totals):
         n = totals[key]
@@ -161,6 +163,7 @@ def gather(url: str, window: str, slo: SLO, end: float | None = None, job: str |
 
     # -- periods (weeks from the window's start) ---------------------------------------------------
     shape_by = _shape_label(client, hsel, window, end)
+    sk = tuple(shape_by.split(", "))
     periods = []
     week_start = start
     while week_start < end:
@@ -169,16 +172,16 @@ def gather(url: str, window: str, slo: SLO, end: float | None = None, job: str |
         if length < 86400 and periods:  # a trailing day-fraction is not a week to compare
             break
         w = dur(int(length))
-        rc = client.instant(f"sum by ({by}) (increase({HTTP}_count{hsel()}[{w}]))", week_end)
+        rc = client.instant(f"sum by ({by}) (increase({HTTP}_count{hsel()}[{w}]))", week_end, rk)
         p95 = client.instant(f"histogram_quantile(0.95, sum by (le, {by}) (increase({HTTP}_bucket{hsel()}[{w}])))",
-                             week_end)
+                             week_end, rk)
         p99 = client.instant(f"histogram_quantile(0.99, sum by (le, {by}) (increase({HTTP}_bucket{hsel()}[{w}])))",
-                             week_end)
-        qc = client.instant(f"sum by ({shape_by}) (increase({DB}_count{hsel()}[{w}]))", week_end)
-        qs = client.instant(f"sum by ({shape_by}) (increase({DB}_sum{hsel()}[{w}]))", week_end)
+                             week_end, rk)
+        qc = client.instant(f"sum by ({shape_by}) (increase({DB}_count{hsel()}[{w}]))", week_end, sk)
+        qs = client.instant(f"sum by ({shape_by}) (increase({DB}_sum{hsel()}[{w}]))", week_end, sk)
         periods.append({
             "label": f"week {len(periods) + 1}", "start": week_start, "end": week_end,
-            "routes": {f"{m} {rt}": {"count": round(n), "p95": p95.get((m, rt), 0.0), "p99": p99.get((m, rt), 0.0)}
+            "routes": {_route(m, rt): {"count": round(n), "p95": p95.get((m, rt), 0.0), "p99": p99.get((m, rt), 0.0)}
                        for (m, rt), n in rc.items() if n > 0},
             "queries": {" ".join(k): {"count": round(n), "mean": qs.get(k, 0.0) / n} for k, n in qc.items() if n > 0},
         })
@@ -187,9 +190,10 @@ def gather(url: str, window: str, slo: SLO, end: float | None = None, job: str |
     report["regressions"] = model.regressions(periods, slo.regression)
 
     # -- slowest query shapes and their trend ------------------------------------------------------
-    calls = client.instant(f"sum by ({shape_by}) (increase({DB}_count{hsel()}[{window}]))", end)
-    spent = client.instant(f"sum by ({shape_by}) (increase({DB}_sum{hsel()}[{window}]))", end)
-    means = q_range(f"sum by ({shape_by}) (rate({DB}_sum{hsel()}[{r}])) / sum by ({shape_by}) (rate({DB}_count{hsel()}[{r}]))")
+    calls = client.instant(f"sum by ({shape_by}) (increase({DB}_count{hsel()}[{window}]))", end, sk)
+    spent = client.instant(f"sum by ({shape_by}) (increase({DB}_sum{hsel()}[{window}]))", end, sk)
+    means = q_range(f"sum by ({shape_by}) (rate({DB}_sum{hsel()}[{r}])) / sum by ({shape_by}) (rate({DB}_count{hsel()}[{r}]))",
+                    sk)
     shapes = sorted((k for k in calls if calls[k] > 0), key=lambda k: -spent.get(k, 0.0))[:MAX_SHAPES]
     report["queries"] = [{"shape": " ".join(k), "calls": round(calls[k]), "total": spent.get(k, 0.0),
                           "mean": spent.get(k, 0.0) / calls[k], "t": times, "means": _align(times, means.get(k, {}))}
@@ -200,10 +204,10 @@ def gather(url: str, window: str, slo: SLO, end: float | None = None, job: str |
     for name, metric in VITALS.items():
         m = metric.prometheus
         p75 = client.instant(f"histogram_quantile(0.75, sum by (le, {ROUTE}, {DEVICE}) "
-                             f"(increase({m}_bucket{hsel()}[{window}])))", end)
+                             f"(increase({m}_bucket{hsel()}[{window}])))", end, (DEVICE, ROUTE))
         if not p75:
             continue
-        trend = q_range(f"histogram_quantile(0.75, sum by (le, {ROUTE}) (rate({m}_bucket{hsel()}[{r}])))")
+        trend = q_range(f"histogram_quantile(0.75, sum by (le, {ROUTE}) (rate({m}_bucket{hsel()}[{r}])))", (ROUTE,))
         good, poor = getattr(slo, name), getattr(slo, f"{name}_poor")
         pages = []
         for (device, page), value in sorted(p75.items(), key=lambda kv: (kv[0][1], kv[0][0])):
@@ -212,6 +216,10 @@ def gather(url: str, window: str, slo: SLO, end: float | None = None, job: str |
         report["vitals"].append({"vital": name, "unit": model.VITAL_UNITS[name], "good": good, "poor": poor,
                                  "pages": pages})
     return report
+
+
+def _route(method: str, route: str) -> str:
+    return f"{method} {route or '(no route matched)'}"
 
 
 def _shape_label(client: Client, hsel: Any, window: str, end: float) -> str:
