@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -111,3 +112,35 @@ def test_cli_export_then_import(tmp_path):
     assert yaml.safe_load(result.stdout)["slo"] == picked(sla.DEFAULT)
     help_text = runner.invoke(slo_formats.cli, ["export", "-h"]).output
     assert "Example" in help_text
+
+
+def _records(doc: dict) -> dict[str, set[frozenset[str]]]:
+    """Record name -> the sets of sloth_* label names its rules produce (from the expression or the rule's labels)."""
+    out: dict[str, set[frozenset[str]]] = {}
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            if "record" not in rule:
+                continue
+            names = set(rule.get("labels", {})) | set(re.findall(r'"(sloth_\w+)"', rule["expr"]))
+            names |= set(re.findall(r"(sloth_\w+)=", rule["expr"]))
+            out.setdefault(rule["record"], set()).add(frozenset(n for n in names if n.startswith("sloth_")))
+    return out
+
+
+def test_our_sloth_rules_record_what_real_sloth_generates_from_our_export():
+    from otel_perf.tools.generate import sloth
+
+    # the export Sloth was given is still what otel-perf writes (else re-record the data files)
+    assert yaml.safe_load(slo_formats.dump("sloth", sla.DEFAULT, "shop")) == yaml.safe_load(
+        (DATA / "sloth-export-shop.yml").read_text())
+    theirs = _records(yaml.safe_load((DATA / "sloth-generated-shop.yml").read_text()))
+    ours = _records(sloth.rules_file(sla.DEFAULT))
+    assert set(ours) == set(theirs)
+    for record, label_sets in theirs.items():
+        # Sloth puts sloth_id/sloth_service/sloth_slo on each rule as static labels; ours derive them
+        # from job in the expression; sloth_window only on the SLIs, sloth_mode/spec/version on the info
+        wanted = set().union(*label_sets) - {"sloth_severity"}
+        got = set().union(*ours[record])
+        assert wanted <= got | {"sloth_id", "sloth_service", "sloth_slo"}, record
+        if record.startswith("slo:sli_error:"):
+            assert "sloth_window" in got

@@ -98,7 +98,8 @@ def recording_rules(slo: SLO, t: Timing | None = None) -> list[dict[str, Any]]:
              "expr": f"{SLI}{PERIOD_DAYS}d{_sel(d)}\n/ on({KEEP}) group_left\n{budget}"},
             {"record": "slo:period_error_budget_remaining:ratio", "expr": f"1 - slo:period_burn_rate:ratio{_sel(d)}"},
             {"record": "sloth_slo_info", "expr": _identify(present, d.name),
-             "labels": {"sloth_mode": "otel-perf", "sloth_spec": "prometheus/v1", "sloth_version": "otel-perf"}},
+             "labels": {"sloth_mode": "otel-perf", "sloth_objective": f"{d.objective * 100:g}", "sloth_spec": "prometheus/v1",
+                        "sloth_version": "otel-perf"}},
         ]
         groups += [
             {"name": f"sloth-slo-sli-recordings-{d.name}", "interval": t.d(t.evaluation), "rules": slis},
