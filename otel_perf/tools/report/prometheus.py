@@ -30,6 +30,7 @@ WEEK = 7 * 86400
 STEPS = (60, 300, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)  # chart resolutions, seconds
 MAX_POINTS = 200
 MAX_ROUTES, MAX_SHAPES = 8, 5
+FIVE_XX, EMPTY = '"5.."', '""'
 
 
 class PrometheusError(RuntimeError):
@@ -144,7 +145,7 @@ def gather(url: str, window: str, slo: SLO, end: float | None = None, job: str |
 
     # -- errors and the error budget, per service ---------------------------------------------------
     total = f"sum by (job) (increase({HTTP}_count{hsel()}[{r}]))"
-    failed = f'sum by (job) (increase({HTTP}_count{hsel(STATUS + "=~" + chr(34) + "5.." + chr(34))}[{r}]))'
+    failed = f"sum by (job) (increase({HTTP}_count{hsel(f'{STATUS}=~{FIVE_XX}')}[{r}]))"
     totals, fails = q_range(total, ("job",)), q_range(f"{failed} or 0 * {total}", ("job",))
     report["errors"] = []
     for key in sorted(totals):
@@ -224,7 +225,7 @@ def _route(method: str, route: str) -> str:
 
 def _shape_label(client: Client, hsel: Any, window: str, end: float) -> str:
     """Group statements by query summary when the metric carries it, else by operation and table."""
-    labelled = f"last_over_time({DB}_count{hsel(SHAPE + '!=' + chr(34) + chr(34))}[{window}])"
+    labelled = f"last_over_time({DB}_count{hsel(f'{SHAPE}!={EMPTY}')}[{window}])"
     if client.instant(f"count(count by ({SHAPE}) ({labelled}))", end):
         return SHAPE
     return f"{OPERATION}, {TABLE}"
