@@ -57,6 +57,11 @@ stack-down:
 rum:
 	cd rum && npm ci --no-audit --no-fund && npm run build
 
+# Re-copy uPlot (the charts of `otel-perf report`) into otel_perf/tools/report/static/ from report/package-lock.json; needs npm. The output is committed.
+.PHONY: report-charts
+report-charts:
+	cd report && npm ci --no-audit --no-fund && npm run build
+
 # Overhead against bare and vanilla OpenTelemetry: per request (HTTP, with wrk under uvicorn when
 # installed: apt-get install wrk) and per query (psycopg). Figures go to README.md.
 .PHONY: bench bench-db

@@ -12,6 +12,8 @@ _COMMANDS = {
     "baseline": "otel_perf.tools.baseline:cli",
     "doctor": "otel_perf.tools.doctor:cli",
     "stack": "otel_perf.tools.stack_folder:cli",
+    "slo": "otel_perf.tools.slo_formats:cli",
+    "report": "otel_perf.tools.report:cli",
 }
 HELP_OPTIONS = ["-h", "--help"]
 TOOLS_EXTRA = "pip install 'otel-perf[tools]'"

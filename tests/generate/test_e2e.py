@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from otel_perf._internal.config import sla as slo
-from otel_perf.tools.generate import PROMETHEUS_DIRS, dashboards, render, rules
+from otel_perf.tools.generate import PROMETHEUS_DIRS, dashboards, render, rules, sloth
 from tests.fixtures.net import free_port, wait_for
 from tests.fixtures.procs import env
 
@@ -173,7 +173,7 @@ def test_alerts_fire_route_and_every_query_runs(app, webhook, start_prometheus, 
     # Every rule Prometheus loaded evaluated without error.
     loaded = [r for g in prom.api("rules")["groups"] for r in g["rules"]]
     assert len(loaded) == sum(len(g["rules"]) for d in rules.prometheus_rules(slo.DEFAULT, TIMING).values()
-                              for g in d["groups"])
+                              for g in d["groups"]) + sum(len(g["rules"]) for g in sloth.recording_rules(slo.DEFAULT))
     assert [r["name"] for r in loaded if r["health"] != "ok"] == []
 
     # The committed rules (production windows) run: Prometheus rule files and Grafana alert queries.

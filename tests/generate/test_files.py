@@ -21,6 +21,7 @@ from otel_perf.tools.generate import (
     RULES_DIR,
     cli,
     dashboards,
+    error_budget,
     render,
     rules,
     runbooks,
@@ -145,7 +146,7 @@ def test_route_latency_alert_follows_the_latency_target():
 def test_promtool_accepts_the_rule_files():
     promtool = require("promtool", "prometheus")
     files = sorted(str(p) for d in PROMETHEUS_DIRS for p in (ROOT / d).glob("*.yml"))
-    assert {Path(f).name.split(".")[0] for f in files} == set(rules.GROUPS)
+    assert {Path(f).name.split(".")[0] for f in files} == {*rules.GROUPS, "sloth"}  # + the Sloth-compatible SLIs
     run = subprocess.run([promtool, "check", "rules", *files], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
 
@@ -154,7 +155,7 @@ def test_dashboards_are_well_formed():
     datasources = {d["uid"] for p in (ROOT / "grafana/provisioning/datasources").glob("*.yaml")
                    for d in yaml.safe_load(p.read_text())["datasources"]}
     models = boards()
-    assert set(models) == set(dashboards.DASHBOARDS)
+    assert set(models) == {*dashboards.DASHBOARDS, *error_budget.render(slo.DEFAULT)}
     uids = [m["uid"] for m in models.values()]
     assert len(set(uids)) == len(uids) and all(u.startswith("otel-perf-") for u in uids)
     for name, model in models.items():
