@@ -39,7 +39,9 @@ class Table:
     distinct: dict[str, float] = field(default_factory=dict)  # pg_stats.n_distinct (< 0: share of rows)
 
     def equality_share(self, columns: list[str]) -> float:
-        """Share of rows one value of each column keeps (independent columns; unknown: 1)."""
+        """Share of rows one value of each column keeps (independent columns; no statistics: 0)."""
+        if not any(self.distinct.get(c) for c in columns):
+            return 0.0
         share = 1.0
         for column in columns:
             n = self.distinct.get(column)
