@@ -185,9 +185,10 @@ def _await_stack(coro: Any) -> list[Any]:
 def _label(stack: list[Any]) -> str:
     """The innermost application frame (else the innermost frame) as ``file.py:function``."""
     for frame in stack:
-        filename = frame.f_code.co_filename
-        if not filename.startswith(_LIBRARY) and not filename.startswith("<"):
-            return f"{os.path.basename(filename)}:{frame.f_code.co_name}"
+        code = frame.f_code
+        # comprehensions and lambdas are charged to the function that holds them
+        if not code.co_filename.startswith(_LIBRARY) and code.co_filename[:1] != "<" and code.co_name[:1] != "<":
+            return f"{os.path.basename(code.co_filename)}:{code.co_name}"
     code = stack[0].f_code
     return f"{os.path.basename(code.co_filename)}:{code.co_name}"
 
