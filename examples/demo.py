@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         server.send_signal(signal.SIGINT)
         status = server.wait(timeout=30)
         server = None
-        say("the N+1 and the slow report are deliberate: docs/example.md; gate on regressions: "
-            "docs/load-and-baselines.md")
+        say("the N+1, the slow report, the missing index and the CPU-heavy trend are deliberate: docs/example.md, "
+            "docs/bottlenecks.md; gate on regressions: docs/load-and-baselines.md")
         return 0 if status in (0, -signal.SIGINT) else status
     finally:
         if server is not None and server.poll() is None:

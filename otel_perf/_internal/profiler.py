@@ -7,15 +7,17 @@ have run longer than half the latency threshold, every ``profile_interval`` seco
 
 - when the request's task is running (CPU work on the event loop, or a synchronous server
   thread), the stack of the thread serving it (``sys._current_frames()``);
-- when it is suspended (awaiting the database, a lock, a sleep), the task's coroutine chain: the
-  sample then counts as *waiting* at that await.
+- when it is suspended in a worker thread (Starlette's and FastAPI's ``def`` endpoints and
+  ``run_in_threadpool``: anyio keeps the thread in a local of the awaiting frame), that thread's stack;
+- otherwise (awaiting the database, a lock, a sleep), the task's coroutine chain: the sample then
+  counts as *waiting* at that await.
 
 Each sample is charged to the innermost frame of application code (not the standard library,
-installed packages or otel-perf). When the request ends slower than the threshold, the hottest
+installed packages or otel-perf), marked ``(awaiting)`` when the request was waiting there. When the request ends slower than the threshold, the hottest
 frames go on its span (event ``otel_perf.profile``) and into the summary per route; otherwise the
 samples are dropped. Costs are bounded: at most ``MAX_PROFILED`` requests sampled at once and
-``MAX_SAMPLES`` samples each. Synchronous handlers that a framework runs in a worker thread show
-as waiting on that thread (their own stack is not sampled).
+``MAX_SAMPLES`` samples each. Work handed to a thread pool other than anyio's (``run_in_executor``)
+shows as waiting at the await.
 """
 
 from __future__ import annotations
@@ -148,11 +150,15 @@ class Profiler:
             coro = watch.task.get_coro()
             root = getattr(coro, "cr_frame", None)
             stack = _thread_stack(top, root) if root is not None else []
-            if not stack:  # the task is suspended: where it awaits
-                stack, waiting = _await_stack(coro), True
+            if not stack:  # the task is suspended: in a worker thread, or where it awaits
+                awaiting = _await_stack(coro)
+                worker = _worker_thread(awaiting)
+                stack = _thread_stack(frames.get(worker.ident), None) if worker is not None else []
+                if not stack:
+                    stack, waiting = awaiting, True
         if not stack:
             return
-        watch.samples[_label(stack)] += 1
+        watch.samples[_label(stack) + (" (awaiting)" if waiting else "")] += 1
         watch.waiting += waiting
         watch.count += 1
         self.samples_taken += 1
@@ -180,6 +186,15 @@ def _await_stack(coro: Any) -> list[Any]:
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
     stack.reverse()
     return stack
+
+
+def _worker_thread(awaiting: list[Any]) -> threading.Thread | None:
+    """The live thread an awaiting frame holds in a local (anyio's ``worker``), innermost first."""
+    for frame in awaiting[:8]:
+        for value in frame.f_locals.values():
+            if isinstance(value, threading.Thread) and value.is_alive():
+                return value
+    return None
 
 
 def _label(stack: list[Any]) -> str:

@@ -45,11 +45,17 @@ async def waits(request):
     return JSONResponse({})
 
 
+def sync_report(request):  # a `def` endpoint: Starlette runs it in a worker thread
+    build_rows(0.4)
+    return JSONResponse({})
+
+
 async def fast(request):
     return JSONResponse({})
 
 
-app = Starlette(routes=[Route("/report", report), Route("/waits", waits), Route("/fast", fast)])
+app = Starlette(routes=[Route("/report", report), Route("/waits", waits), Route("/fast", fast),
+                         Route("/sync", sync_report)])
 
 
 def get(*paths: str) -> None:
@@ -81,11 +87,19 @@ def test_cpu_bound_slow_request_names_its_function(telemetry):
     assert profile["route"] == "GET /report" and profile["top"][0]["frame"] == "test_profiler.py:build_rows"
 
 
+def test_sync_endpoint_in_a_worker_thread_names_its_function(telemetry):
+    t = telemetry(slo=SLA)
+    get("/sync")
+    event = next(e for e in server_span(t, "/sync").events if e.name == EVENT)
+    assert event.attributes["otel_perf.profile.top"][0].endswith("test_profiler.py:build_rows"), event.attributes
+    assert event.attributes["otel_perf.profile.waiting"] < 0.5
+
+
 def test_waiting_request_is_charged_to_its_await(telemetry):
     t = telemetry(slo=SLA)
     get("/waits")
     event = next(e for e in server_span(t, "/waits").events if e.name == EVENT)
-    assert event.attributes["otel_perf.profile.top"][0].endswith("test_profiler.py:waits")
+    assert event.attributes["otel_perf.profile.top"][0].endswith("test_profiler.py:waits (awaiting)")
     assert event.attributes["otel_perf.profile.waiting"] > 0.5
 
 
