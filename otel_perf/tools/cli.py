@@ -10,6 +10,7 @@ _COMMANDS = {
     "generate": "otel_perf.tools.generate:cli",
     "load": "otel_perf.tools.load:cli",
     "baseline": "otel_perf.tools.baseline:cli",
+    "bottlenecks": "otel_perf.tools.bottlenecks:cli",
 }
 TOOLS_EXTRA = "pip install 'otel-perf[tools]'"
 

@@ -8,7 +8,10 @@ events (quadratic: well past the 200 ms SLA on any machine).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import urllib.request
+from pathlib import Path
 
 from tests.examples.conftest import run_example
 
@@ -40,3 +43,10 @@ def test_example_names_the_missing_index_and_the_hot_function(timeline, tmp_path
     trend = profiles["GET /api/reports/trend"]
     assert trend["requests"] >= 2 and trend["top"][0]["frame"] == "report.py:build_rows", trend
     assert "report.py:build_rows" in summary["stderr"] and "CREATE INDEX ON timeline.events (author_id)" in summary["stderr"]
+
+    # the same, as a Markdown report (what a CI job attaches to a pull request)
+    report = subprocess.run([str(Path(sys.executable).with_name("otel-perf")), "bottlenecks",
+                             str(tmp_path / "summary.json"), "--fail-on-findings"], capture_output=True, text=True)
+    assert report.returncode == 1, report.stderr
+    assert "`CREATE INDEX ON timeline.events (author_id);`" in report.stdout
+    assert "| `GET /api/reports/trend` |" in report.stdout and "`report.py:build_rows`" in report.stdout
