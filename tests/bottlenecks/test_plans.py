@@ -144,3 +144,15 @@ def test_an_unreachable_planner_never_reaches_the_application(telemetry, app_con
     assert app_conn.execute(BY_AUTHOR, (8,)).fetchall()  # the statement's own result, unchanged
     wait_for(lambda: plans.failed >= 1, what="the planner to give up")
     assert app_conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_one_planner_connection_plans_many_shapes(telemetry, timeline):
+    telemetry(slo=ALL_SLOW)
+    plans = patches.ACTIVE.plans
+    from otel_perf._internal.integrations.psycopg.plans import Job
+
+    for i in range(8):  # more than psycopg's prepare threshold: our connection must stay usable
+        job = Job(f"k{i}", "shape", f"SELECT id FROM timeline.events WHERE author_id = %s AND kind <> '{i}'", True,
+                  timeline, None)
+        assert [f.kind for f in plans.plan(job)] == ["seq_scan"]
+    assert not plans._connections[timeline].closed

@@ -191,7 +191,8 @@ class PlanCapture:
         options += (f" -c statement_timeout={STATEMENT_TIMEOUT_MS} -c default_transaction_read_only=on"
                     " -c plan_cache_mode=force_generic_plan")
         conn = psycopg.connect(make_conninfo(**params), options=options.strip(), autocommit=True,
-                               connect_timeout=CONNECT_TIMEOUT, application_name="otel-perf plans")
+                               connect_timeout=CONNECT_TIMEOUT, application_name="otel-perf plans",
+                               prepare_threshold=None)  # DEALLOCATE ALL below would drop psycopg's own
         self._connections[conninfo] = conn
         return conn
 
