@@ -78,6 +78,53 @@ def slow_request(profile: bool) -> dict:
     return {"iterations": statistics.median(runs), "samples": profiler.samples_taken if profiler else 0}
 
 
+def request_path_cost() -> dict:
+    """µs the request path pays per feature when nothing is slow: the profiler's begin + end of a
+    request, and a statement's plan bookkeeping (the findings lookup and, once a shape was planned
+    within the interval, the rate-limited submit)."""
+    from otel_perf._internal.integrations.psycopg.plans import PlanCapture
+    from otel_perf._internal.profiler import Profiler
+    from otel_perf._internal.query_shapes import shape_of
+
+    class Request:  # what the middleware hands over: on_end callbacks
+        def __init__(self) -> None:
+            self.on_end: list = []
+
+    profiler = Profiler(3600.0, 0.005)  # never due: the sampler thread sleeps
+    n = 200_000
+
+    async def requests() -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            request = Request()
+            profiler.begin(request, t0)
+            for callback in request.on_end:
+                callback(request)
+        return time.perf_counter() - t0
+
+    async def baseline() -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            request = Request()
+            for callback in request.on_end:
+                callback(request)
+        return time.perf_counter() - t0
+
+    with_profiler = asyncio.run(requests())
+    without = asyncio.run(baseline())
+    profiler.stop()
+
+    capture = PlanCapture(3600.0)
+    shape = shape_of("SELECT id FROM events WHERE author_id = %s", True)
+    capture.last[shape.key] = time.monotonic()  # planned recently: submit returns at the rate check
+    t0 = time.perf_counter()
+    for _ in range(n):
+        capture.events.get(shape.key, ())
+        capture.submit(shape, "", True, None)
+    plans = time.perf_counter() - t0
+    return {"profiler_us": (with_profiler - without) / n * 1e6, "plans_us": plans / n * 1e6}
+
+
 def sample_cost() -> float:
     """µs per sample of a request whose handler is 30 frames deep (a realistic framework stack)."""
     import threading
@@ -165,6 +212,8 @@ def main() -> None:
             print(json.dumps(in_process(int(rest[0]))))
         elif kind == "slow":
             print(json.dumps(slow_request(rest[0] == "on")))
+        elif kind == "path":
+            print(json.dumps(request_path_cost()))
         elif kind == "sample":
             print(json.dumps({"us": sample_cost()}))
         elif kind == "db":
@@ -191,6 +240,9 @@ def main() -> None:
                 http[state].append(row["cpu_us"])
         off, on = statistics.median(http["off"]), statistics.median(http["on"])
         print(f"   profiler off {off:6.1f} µs   on {on:6.1f} µs   added {on - off:+5.1f} µs")
+        path = _child(["--child", "path"])
+        print(f"   request path alone: profiler begin + end {path['profiler_us']:.2f} µs per request; "
+              f"plans lookup + rate-limited submit {path['plans_us']:.2f} µs per slow statement")
 
         print("2. profiler, a request spinning for 1 s (median of 3): work done, samples taken")
         slow = {state: _child(["--child", "slow", state]) for state in ("off", "on")}

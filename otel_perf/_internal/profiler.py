@@ -56,7 +56,7 @@ class Watch:
         self.thread = thread
         self.task = task
         self.request = request
-        self.samples: Counter[str] = Counter()
+        self.samples: Counter[str] | None = None  # created by the first sample: most requests never get one
         self.waiting = 0
         self.count = 0
 
@@ -116,15 +116,25 @@ class Profiler:
     # -- the sampler thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
+        quiet_since = None
         while not self._stopped:
             try:
+                now = perf_counter()
                 if not self.inflight:
+                    # Idle only after a quiet spell: waking per request would cost every request a
+                    # thread switch; under traffic this thread wakes about once per start_after instead.
+                    if quiet_since is None:
+                        quiet_since = now
+                    if now - quiet_since < self.start_after:
+                        sleep(self.start_after)
+                        continue
                     self._idle = True
                     self._wake.clear()
                     if not self.inflight:
                         self._wake.wait()
+                    quiet_since = None
                     continue
-                now = perf_counter()
+                quiet_since = None
                 watches = list(self.inflight.values())
                 due = [w for w in watches if now - w.start >= self.start_after and w.count < MAX_SAMPLES]
                 if not due:
@@ -158,6 +168,8 @@ class Profiler:
                     stack, waiting = awaiting, True
         if not stack:
             return
+        if watch.samples is None:
+            watch.samples = Counter()
         watch.samples[_label(stack) + (" (awaiting)" if waiting else "")] += 1
         watch.waiting += waiting
         watch.count += 1

@@ -9,9 +9,9 @@ step are reported and not judged: they are slow at any load, a latency problem, 
 
 Reported, in the terms of R. Jain (*The Art of Computer Systems Performance Analysis*): the
 highest sustainable throughput (usable capacity: the last step within the SLA); the knee (the
-step where throughput / median response time, Kleinrock's *power*, peaks: beyond it each
-request/s more costs more latency than it brings; the median rather than Jain's mean, so one
-stalled request does not move it); the route that broke first; a chart (text on the terminal,
+highest step whose throughput / mean response time, Kleinrock's *power*, is within 10 % of its
+peak: beyond it each request/s more costs more latency than it brings; "within 10 %" so that noise
+at light load, where power is small and flat, does not pick an early step); the route that broke first; a chart (text on the terminal,
 SVG with ``--chart``). With random arrivals the knee comes before saturation, as queueing theory
 says it must. The bounds of ``otel-perf load`` hold: ``--duration`` for the whole run,
 ``--requests``, ``--users``, and the target check.
@@ -29,6 +29,8 @@ import click
 
 KEEP_UP = 0.9  # a step where fewer than this share of the offered tasks found a free user: generator-bound
 MIN_SAMPLES = 20  # responses of a route in a step before its p95 is judged
+MIN_LIGHT = 3  # responses of a route at the lightest step before it counts as slow at any load
+NEAR_PEAK = 0.9  # the knee: the highest step with power within 10 % of the peak
 SETTLE = 1.0  # seconds at the first rate before measuring (users start all at once)
 DEFAULT_USERS = 50
 
@@ -54,6 +56,9 @@ class Endpoint:
     def p95(self) -> float:
         return self.quantile(0.95)
 
+    def mean(self) -> float:
+        return sum(self.samples) / len(self.samples) if self.samples else 0.0
+
     def row(self, method: str, name: str, seconds: float) -> dict[str, Any]:
         return {"method": method, "route": name, "count": self.count, "errors": self.errors,
                 "error_rate": self.errors / self.count if self.count else 0.0,
@@ -66,16 +71,16 @@ class Step:
     seconds: float = 0.0
     endpoints: dict[tuple[str, str], Endpoint] = field(default_factory=dict)
 
-    def row(self, sla: float, budget: float, unjudged: set[str]) -> dict[str, Any]:
+    def row(self, sla: float, budget: float, unjudged: set[str], min_samples: int = MIN_SAMPLES) -> dict[str, Any]:
         routes = [e.row(m, n, self.seconds) for (m, n), e in sorted(self.endpoints.items(), key=lambda kv: kv[0][1])]
         count = sum(r["count"] for r in routes)
         errors = sum(r["errors"] for r in routes)
         everything = Endpoint(samples=[s for e in self.endpoints.values() for s in e.samples])
-        p95, p50 = everything.p95(), everything.quantile(0.5)
+        p95, mean = everything.p95(), everything.mean()
         broke = []
         for r in routes:
             name = f"{r['method']} {r['route']}"
-            if name in unjudged or r["count"] < MIN_SAMPLES:
+            if name in unjudged or r["count"] < min_samples:
                 continue
             over = max(r["p95"] / sla, r["error_rate"] / budget if budget else 0.0)
             if over > 1:
@@ -83,7 +88,7 @@ class Step:
         return {
             "offered": self.offered, "achieved": count / self.seconds if self.seconds else 0.0,
             "requests": count, "errors": errors, "error_rate": errors / count if count else 0.0, "p95": p95,
-            "p50": p50,
+            "mean": mean,
             "routes": routes, "broke": [name for _, name in sorted(broke, reverse=True)],
         }
 
@@ -195,7 +200,7 @@ def find(scenario: str, url: str, users: int, step: float, step_duration: float,
                 if state["violation"] or (max_requests and state["counted"] >= max_requests):
                     break
             current[0].seconds = time.monotonic() - begin
-            row = current[0].row(sla, budget, unjudged)
+            row = current[0].row(sla, budget, unjudged, MIN_LIGHT if not rows else MIN_SAMPLES)
             row["missed"] = (pacer.missed - missed) / max(1, pacer.ticks - ticks)  # offered, but no user free
             current[0] = None
             if not rows:  # the lightest step: routes already over the SLA are not capacity problems
@@ -231,9 +236,12 @@ def summarize(rows: list[dict[str, Any]], sla: float, budget: float, users: int,
             broke_first = {"route": row["broke"][0], "offered": row["offered"], "routes": row["broke"]}
             break
         sustainable = row
-    measured = [r for r in rows if r["requests"] and r["p50"] > 0]
-    knee = max(measured, key=lambda r: r["achieved"] / r["p50"]) if measured else None
-    generator_bound = any(r["missed"] > 1 - KEEP_UP for r in rows if not r["broke"])
+    measured = [r for r in rows if r["requests"] >= MIN_SAMPLES and r["mean"] > 0]
+    peak = max((r["achieved"] / r["mean"] for r in measured), default=0.0)
+    near = [r for r in measured if r["achieved"] / r["mean"] >= NEAR_PEAK * peak]
+    knee = max(near, key=lambda r: r["offered"]) if near else None
+    # users all busy while the service still met the SLA: the generator, not the service, was the limit
+    generator_bound = any(r["missed"] > 1 - KEEP_UP for r in rows if not r["broke"] and r["p95"] <= sla)
     return {
         "url": url, "scenario": scenario, "users": users, "duration": elapsed,
         "sla": {"http_latency_p95": sla, "http_error_rate": budget},

@@ -3,7 +3,7 @@
 ``limited_app`` serves ``/limited`` one request at a time, 36 ms each: at most 27.8 tasks/s of the
 scenario (each task asks ``/limited`` then ``/fast``), i.e. 55.6 requests/s. Stated tolerance: the
 knee and the highest sustainable throughput lie within 30 % below that limit and never above it
-(a step of 5 tasks/s is 18 % of it); ``/limited`` is the route that breaks first.
+(a step of 2.5 tasks/s is 9 % of it); ``/limited`` is the route that breaks first.
 """
 
 from __future__ import annotations
@@ -62,10 +62,10 @@ def find(url: str, tmp_path: Path, *extra: str) -> tuple[dict, str]:
 
 def test_finds_the_knee_of_a_service_with_a_known_limit(limited, tmp_path):
     chart = tmp_path / "capacity.svg"
-    result, text = find(limited, tmp_path, "--step", "5", "--step-duration", "2", "--duration", "60",
+    result, text = find(limited, tmp_path, "--step", "2.5", "--step-duration", "2", "--duration", "60",
                         "--chart", str(chart))
     steps = result["steps"]
-    table = [(s["offered"], round(s["achieved"], 1), round(s["p50"], 3), round(s["p95"], 3), s["broke"]) for s in steps]
+    table = [(s["offered"], round(s["achieved"], 1), round(s["mean"], 3), round(s["p95"], 3), s["broke"]) for s in steps]
     assert result["broke_first"]["route"] == "GET /limited", table
     assert 0.7 * LIMIT_REQUESTS <= result["knee"]["throughput"] <= 1.05 * LIMIT_REQUESTS, table
     assert 0.7 * LIMIT_REQUESTS <= result["sustainable_throughput"] <= 1.05 * LIMIT_REQUESTS, table
@@ -96,13 +96,14 @@ def test_refuses_hosts_that_are_not_loopback(tmp_path):
 
 
 def test_knee_is_where_throughput_per_latency_peaks():
-    def row(offered, achieved, p50, p95, broke=()):
-        return {"offered": offered, "achieved": achieved, "p50": p50, "p95": p95, "requests": 100,
+    def row(offered, achieved, mean, p95, broke=()):
+        return {"offered": offered, "achieved": achieved, "mean": mean, "p95": p95, "requests": 100,
                 "broke": list(broke), "missed": 0.0}
 
-    rows = [row(10, 10, 0.05, 0.06), row(20, 20, 0.05, 0.07), row(30, 29, 0.09, 0.15),
-            row(40, 31, 0.4, 0.9, ["GET /x"])]
+    # power (throughput / mean): 200, 400, 414 (the peak), 382 (within 10 % of it), 322, 78
+    rows = [row(10, 10, 0.05, 0.06), row(20, 20, 0.05, 0.07), row(25, 24, 0.058, 0.08), row(27, 26, 0.068, 0.1),
+            row(30, 29, 0.09, 0.15), row(40, 31, 0.4, 0.9, ["GET /x"])]
     result = capacity.summarize(rows, 0.2, 0.001, 50, "SLA broken")
-    assert result["knee"]["offered"] == 20
+    assert result["knee"]["offered"] == 27
     assert result["sustainable_throughput"] == 29
     assert result["broke_first"] == {"route": "GET /x", "offered": 40, "routes": ["GET /x"]}
