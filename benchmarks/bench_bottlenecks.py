@@ -244,8 +244,13 @@ def main() -> None:
         print(f"   request path alone: profiler begin + end {path['profiler_us']:.2f} µs per request; "
               f"plans lookup + rate-limited submit {path['plans_us']:.2f} µs per slow statement")
 
-        print("2. profiler, a request spinning for 1 s (median of 3): work done, samples taken")
-        slow = {state: _child(["--child", "slow", state]) for state in ("off", "on")}
+        print(f"2. profiler, a request spinning for 1 s (median of {args.rounds} x 3): work done, samples taken")
+        runs: dict[str, list[dict]] = {"off": [], "on": []}
+        for _ in range(args.rounds):
+            for state in ("off", "on"):
+                runs[state].append(_child(["--child", "slow", state]))
+        slow = {state: {k: statistics.median(r[k] for r in runs[state]) for k in ("iterations", "samples")}
+                for state in runs}
         loss = 1 - slow["on"]["iterations"] / slow["off"]["iterations"]
         cost = _child(["--child", "sample"])["us"]
         print(f"   off {slow['off']['iterations']:,.0f} iterations, on {slow['on']['iterations']:,.0f} "
