@@ -157,7 +157,7 @@ class Recorder:
             from otel_perf._internal.integrations.psycopg.plans import PlanCapture
 
             self.plans = PlanCapture(settings.db_plan_interval, settings.db_plan_dsn,
-                                     self.summary.plan_findings if self.summary is not None else None)
+                                     getattr(self.summary, "plan_findings", None))
 
     # -- the hot path -------------------------------------------------------------------------
 
