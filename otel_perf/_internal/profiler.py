@@ -1,7 +1,8 @@
 """Where a slow request's time went: stack samples taken only while a request is slow.
 
 The request path pays for a dict insert and an ``on_end`` callback (about a microsecond); no timer,
-no signal, no tracing hook. One daemon thread sleeps while nothing is in flight; while requests
+no signal, no tracing hook. It records the middleware's own frame; the sampler finds the request's
+asyncio task from it only when the request is slow. One daemon thread sleeps while nothing is in flight; while requests
 are in flight it wakes when the oldest could become slow, and samples only the requests that
 have run longer than half the latency threshold, every ``profile_interval`` seconds:
 
@@ -22,7 +23,7 @@ shows as waiting at the await.
 
 from __future__ import annotations
 
-import asyncio
+import asyncio.tasks
 import logging
 import os
 import sys
@@ -49,12 +50,14 @@ _LIBRARY = tuple(sorted({os.path.abspath(p) + os.sep for p in (
 class Watch:
     """One request in flight, as the sampler sees it."""
 
-    __slots__ = ("start", "thread", "task", "request", "samples", "waiting", "count")
+    __slots__ = ("start", "thread", "frame", "task", "request", "samples", "waiting", "count")
 
-    def __init__(self, start: float, thread: int, task: Any, request: Any):
+    def __init__(self, start: float, thread: int, frame: Any, request: Any):
         self.start = start
         self.thread = thread
-        self.task = task
+        self.frame = frame  # the middleware's frame: on the thread's stack while the request runs there
+        self.task: Any = None  # its asyncio task, looked up by the sampler
+        self.request = request
         self.request = request
         self.samples: Counter[str] | None = None  # created by the first sample: most requests never get one
         self.waiting = 0
@@ -77,11 +80,7 @@ class Profiler:
     # -- the request path ---------------------------------------------------------------------
 
     def begin(self, request: Any, start: float) -> None:
-        try:
-            task = asyncio.current_task()
-        except RuntimeError:  # no running loop: a synchronous server thread
-            task = None
-        self.inflight[id(request)] = Watch(start, threading.get_ident(), task, request)
+        self.inflight[id(request)] = Watch(start, threading.get_ident(), sys._getframe(1), request)
         request.on_end.append(self.end)
         if self._idle:
             self._idle = False
@@ -151,17 +150,13 @@ class Profiler:
                 sleep(self.interval)
 
     def _sample(self, watch: Watch, frames: dict[int, Any]) -> None:
-        top = frames.get(watch.thread)
-        stack: list[Any] = []
+        stack = _thread_stack(frames.get(watch.thread), watch.frame)
         waiting = False
-        if watch.task is None:
-            stack = _thread_stack(top, None)
-        else:
-            coro = watch.task.get_coro()
-            root = getattr(coro, "cr_frame", None)
-            stack = _thread_stack(top, root) if root is not None else []
-            if not stack:  # the task is suspended: in a worker thread, or where it awaits
-                awaiting = _await_stack(coro)
+        if not stack:  # not running on its thread: suspended in a worker thread, or where it awaits
+            if watch.task is None:
+                watch.task = _find_task(watch.frame)
+            if watch.task is not None:
+                awaiting = _await_stack(watch.task.get_coro())
                 worker = _worker_thread(awaiting)
                 stack = _thread_stack(frames.get(worker.ident), None) if worker is not None else []
                 if not stack:
@@ -186,6 +181,25 @@ def _thread_stack(top: Any, root: Any) -> list[Any]:
             return stack
         frame = frame.f_back
     return [] if root is not None else stack
+
+
+def _find_task(frame: Any) -> Any:
+    """The asyncio task whose coroutine chain holds ``frame`` (None: not found, e.g. running now)."""
+    for _ in range(3):
+        try:  # the loop thread may add tasks meanwhile: retry, as asyncio.all_tasks() does
+            candidates = [*getattr(asyncio.tasks, "_all_tasks", ()), *getattr(asyncio.tasks, "_eager_tasks", ())]
+            break
+        except RuntimeError:
+            continue
+    else:
+        return None
+    for task in candidates:
+        coro, depth = task.get_coro(), 0
+        while coro is not None and depth < 100:
+            if getattr(coro, "cr_frame", None) is frame:
+                return task
+            coro, depth = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None), depth + 1
+    return None
 
 
 def _await_stack(coro: Any) -> list[Any]:
