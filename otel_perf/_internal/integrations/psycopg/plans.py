@@ -37,6 +37,7 @@ QUEUE = 16  # jobs waiting for the planner thread; more are dropped
 MAX_SHAPES = 1000  # shapes remembered (last planned, findings); cleared when exceeded
 STATEMENT_TIMEOUT_MS = 2000
 CONNECT_TIMEOUT = 5
+MAX_CONNECTIONS = 4  # one per database the application uses; the oldest is closed beyond this
 PLANNABLE = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"})
 FINDING_EVENT = "otel_perf.db.plan_finding"
 _NAME = "otel_perf_plan"
@@ -186,6 +187,8 @@ class PlanCapture:
         conn = self._connections.get(conninfo)
         if conn is not None and not conn.closed:
             return conn
+        while len(self._connections) >= MAX_CONNECTIONS:
+            self._connections.pop(next(iter(self._connections))).close()
         params = conninfo_to_dict(conninfo)
         options = params.pop("options", "") or ""
         options += (f" -c statement_timeout={STATEMENT_TIMEOUT_MS} -c default_transaction_read_only=on"
