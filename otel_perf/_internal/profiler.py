@@ -16,8 +16,10 @@ have run longer than half the latency threshold, every ``profile_interval`` seco
 Each sample is charged to the innermost frame of application code (not the standard library,
 installed packages or otel-perf), marked ``(awaiting)`` when the request was waiting there. When the request ends slower than the threshold, the hottest
 frames go on its span (event ``otel_perf.profile``) and into the summary per route; otherwise the
-samples are dropped. Costs are bounded: at most ``MAX_PROFILED`` requests sampled at once and
-``MAX_SAMPLES`` samples each. Work handed to a thread pool other than anyio's (``run_in_executor``)
+samples are dropped. Costs are bounded: at most ``MAX_PROFILED`` requests sampled at once,
+``MAX_SAMPLES`` samples each, and the sampler sleeps long enough to spend at most ``BUDGET`` (1 %)
+of the time sampling: when many requests are slow at once (an incident) it samples less often
+rather than take more of the process. Work handed to a thread pool other than anyio's (``run_in_executor``)
 shows as waiting at the await.
 """
 
@@ -38,6 +40,7 @@ log = logging.getLogger("otel_perf")
 START_FRACTION = 0.5  # start sampling at half the threshold: the slow part is usually already running
 MAX_PROFILED = 8  # requests sampled at once
 MAX_SAMPLES = 2000  # per request
+BUDGET = 0.01  # share of wall time the sampler may spend: it backs off when many requests are slow at once
 TOP_FRAMES = 3
 EVENT = "otel_perf.profile"
 _OTEL_PERF = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,7 +147,7 @@ class Profiler:
                 for watch in due[:MAX_PROFILED]:
                     self._sample(watch, frames)
                 del frames
-                sleep(self.interval)
+                sleep(max(self.interval, (perf_counter() - now) / BUDGET))
             except Exception:  # a request ending mid-sample, a frame gone: never stop the thread
                 log.debug("otel-perf: profiler sample failed", exc_info=True)
                 sleep(self.interval)
@@ -215,11 +218,12 @@ def _await_stack(coro: Any) -> list[Any]:
 
 
 def _worker_thread(awaiting: list[Any]) -> threading.Thread | None:
-    """The live thread an awaiting frame holds in a local (anyio's ``worker``), innermost first."""
+    """The worker thread anyio runs the request's function in (its ``worker`` local)."""
     for frame in awaiting[:8]:
-        for value in frame.f_locals.values():
-            if isinstance(value, threading.Thread) and value.is_alive():
-                return value
+        if frame.f_code.co_name == "run_sync_in_worker_thread":
+            worker = frame.f_locals.get("worker")
+            if isinstance(worker, threading.Thread) and worker.is_alive():
+                return worker
     return None
 
 
