@@ -32,7 +32,7 @@ import sys
 import sysconfig
 import threading
 from collections import Counter
-from time import perf_counter, sleep
+from time import perf_counter, sleep, thread_time
 from typing import Any
 
 log = logging.getLogger("otel_perf")
@@ -143,11 +143,12 @@ class Profiler:
                     oldest = min(w.start for w in watches)
                     sleep(max(self.interval, self.start_after - (now - oldest)))
                     continue
+                cpu = thread_time()  # CPU, not wall: waiting for the GIL costs the process nothing
                 frames = sys._current_frames()
                 for watch in due[:MAX_PROFILED]:
                     self._sample(watch, frames)
                 del frames
-                sleep(max(self.interval, (perf_counter() - now) / BUDGET))
+                sleep(max(self.interval, (thread_time() - cpu) / BUDGET))
             except Exception:  # a request ending mid-sample, a frame gone: never stop the thread
                 log.debug("otel-perf: profiler sample failed", exc_info=True)
                 sleep(self.interval)
