@@ -75,7 +75,8 @@ class Step:
         routes = [e.row(m, n, self.seconds) for (m, n), e in sorted(self.endpoints.items(), key=lambda kv: kv[0][1])]
         count = sum(r["count"] for r in routes)
         errors = sum(r["errors"] for r in routes)
-        everything = Endpoint(samples=[s for e in self.endpoints.values() for s in e.samples])
+        judged = [e for (m, n), e in self.endpoints.items() if f"{m} {n}" not in unjudged]
+        everything = Endpoint(samples=[s for e in judged for s in e.samples])  # slow-at-any-load routes apart
         p95, mean = everything.p95(), everything.mean()
         broke = []
         for r in routes:
@@ -201,11 +202,12 @@ def find(scenario: str, url: str, users: int, step: float, step_duration: float,
                     break
             current[0].seconds = time.monotonic() - begin
             row = current[0].row(sla, budget, unjudged, MIN_LIGHT if not rows else MIN_SAMPLES)
+            if not rows and row["broke"]:  # the lightest step: routes already over the SLA are set apart
+                unjudged = set(row["broke"])
+                row = current[0].row(sla, budget, unjudged, MIN_LIGHT)
             row["missed"] = (pacer.missed - missed) / max(1, pacer.ticks - ticks)  # offered, but no user free
             current[0] = None
-            if not rows:  # the lightest step: routes already over the SLA are not capacity problems
-                unjudged = set(row["broke"])
-                row["broke"] = []
+            if not rows:
                 row["unjudged"] = sorted(unjudged)
             rows.append(row)
             click.echo(_progress(row, sla), err=True)
