@@ -189,7 +189,7 @@ async def trend(request: Request) -> JSONResponse:
     async with as_provider(request) as conn:
         cur = await conn.execute(
             "SELECT kind, occurred_at FROM events ORDER BY occurred_at DESC LIMIT %s",
-            (int(os.environ.get("EXAMPLE_TREND_EVENTS", "900")),))
+            (int(os.environ.get("EXAMPLE_TREND_EVENTS", "2000")),))
         events = await cur.fetchall()
     # In a worker thread, as Starlette runs `def` endpoints: the event loop keeps serving others.
     return JSONResponse({"trend": await run_in_threadpool(report.build_rows, events)})
