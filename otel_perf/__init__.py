@@ -61,6 +61,11 @@ def configure(
     db_stat_statements_dsn: str | None = None,
     db_stat_statements_interval: float | None = None,
     db_stat_statements_top: int | None = None,
+    db_plans: bool | None = None,
+    db_plan_interval: float | None = None,
+    db_plan_dsn: str | None = None,
+    profile: bool | None = None,
+    profile_interval: float | None = None,
     slo: Mapping[str, Any] | None = None,
     # Your own SDK components, added beside otel-perf's.
     span_processors: Sequence[SpanProcessor] = (),

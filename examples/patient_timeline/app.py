@@ -4,9 +4,11 @@ Every request runs in one transaction as role ``timeline_app`` with ``app.provid
 PostgreSQL's row-level security shows a provider only their own patients. The provider comes from
 the ``X-Provider-Id`` header (a stand-in for real authentication; the HTML page takes ``?provider=``).
 
-Two endpoints are bad on purpose, so the summary and the dashboards have something to find:
-``/api/patients/{id}/authors`` is an N+1 (one query per event) and ``/api/reports/activity`` runs a
-slow report (``EXAMPLE_SLOW_SECONDS``, default 0.25 s, of ``pg_sleep`` inside the query).
+Four endpoints are bad on purpose, so the summary and the dashboards have something to find:
+``/api/patients/{id}/authors`` is an N+1 (one query per event), ``/api/reports/activity`` runs a
+slow report (``EXAMPLE_SLOW_SECONDS``, default 0.25 s, of ``pg_sleep`` inside the query),
+``/api/clinicians/{id}/events`` filters on a column no index covers, and ``/api/reports/trend``
+burns CPU in naive Python (``report.build_rows``) -- see docs/bottlenecks.md.
 
     DATABASE_URL=postgresql://... otel-perf run uvicorn patient_timeline.app:app --app-dir examples
 """
@@ -24,10 +26,14 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+
+import otel_perf
+from patient_timeline import report
 
 PAGE_SIZE = 50
 KINDS = ("visit", "lab_result", "prescription", "note", "imaging", "vital_signs", "referral")
@@ -163,6 +169,32 @@ async def activity(request: Request) -> JSONResponse:
     return JSONResponse({"activity": [{**r, "latest": r["latest"].isoformat()} for r in rows]})
 
 
+async def clinician_events(request: Request) -> JSONResponse:
+    """A clinician's latest events across the provider's patients -- no index on ``author_id``.
+
+    The dashboard this feeds has a 10 ms budget per statement (a query class of its own), which
+    the scan of all 50,000 events overruns; the plan finding names the missing index.
+    """
+    clinician_id = request.path_params["clinician_id"]
+    async with as_provider(request) as conn, otel_perf.query_class("dashboard", threshold=0.01):
+        cur = await conn.execute(
+            "SELECT id, patient_id, kind, occurred_at, summary FROM events WHERE author_id = %s"
+            " ORDER BY occurred_at DESC LIMIT 50", (clinician_id,))
+        rows = await cur.fetchall()
+    return JSONResponse({"clinician_id": clinician_id, "events": [_event(r) for r in rows]})
+
+
+async def trend(request: Request) -> JSONResponse:
+    """The busiest week per event kind -- deliberately CPU-heavy (``report.build_rows`` is quadratic)."""
+    async with as_provider(request) as conn:
+        cur = await conn.execute(
+            "SELECT kind, occurred_at FROM events ORDER BY occurred_at DESC LIMIT %s",
+            (int(os.environ.get("EXAMPLE_TREND_EVENTS", "2000")),))
+        events = await cur.fetchall()
+    # In a worker thread, as Starlette runs `def` endpoints: the event loop keeps serving others.
+    return JSONResponse({"trend": await run_in_threadpool(report.build_rows, events)})
+
+
 async def page(request: Request) -> HTMLResponse:
     """The provider's patients and the first one's timeline, as plain HTML (where RUM gets injected)."""
     async with as_provider(request) as conn:
@@ -213,6 +245,8 @@ app = Starlette(
         Route("/api/patients/{patient_id:int}/events", create_event, methods=["POST"]),
         Route("/api/patients/{patient_id:int}/authors", authors),
         Route("/api/reports/activity", activity),
+        Route("/api/reports/trend", trend),
+        Route("/api/clinicians/{clinician_id:int}/events", clinician_events),
     ],
     lifespan=lifespan,
 )

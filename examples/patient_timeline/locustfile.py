@@ -3,6 +3,8 @@
 Each simulated user is a clinician of one provider: mostly reading timelines (and paging on),
 searching, now and then writing an event, opening the HTML page, the N+1 and the slow report, and
 sometimes asking for another provider's patient (row-level security answers 404, as it should).
+One user is an analyst instead, now and then running the two reports whose causes the bottleneck
+finder shows (docs/bottlenecks.md): a clinician's events (no index) and the CPU-heavy trend.
 """
 
 from __future__ import annotations
@@ -68,3 +70,22 @@ class Clinician(FastHttpUser):
                 resp.success()
             else:
                 resp.failure(f"row-level security let provider {self.provider} see patient {other}")
+
+
+class Analyst(FastHttpUser):
+    fixed_count = 1  # one of the users, whatever their number: the reports are heavy
+    wait_time = between(0.5, 1.5)
+
+    def on_start(self) -> None:
+        self.provider = random.randint(1, PROVIDERS)
+        self.headers = {"X-Provider-Id": str(self.provider)}
+
+    @task
+    def clinician_events(self) -> None:  # a sequential scan an index would avoid
+        clinician = self.provider + PROVIDERS * random.randrange(5)  # one of the provider's five
+        self.client.get(f"/api/clinicians/{clinician}/events", name="/api/clinicians/{clinician_id}/events",
+                        headers=self.headers)
+
+    @task
+    def trend(self) -> None:  # CPU-heavy
+        self.client.get("/api/reports/trend", name="/api/reports/trend", headers=self.headers)

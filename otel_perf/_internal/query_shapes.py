@@ -182,3 +182,15 @@ def _leading_keyword(query: str) -> str | None:
     m = _WORD.match(query)
     word = m.group(1).upper() if m else None
     return word if word in _KEYWORDS else None
+
+
+def parameterized(query: str, has_params: bool = False) -> str | None:
+    """``query`` with every literal (and psycopg placeholder) as ``$n``: what may be planned without
+    ever sending a value. None when the parser rejects it."""
+    sql = _psycopg_to_dollar(query) if has_params and "%" in query else query
+    if len(sql) > MAX_PARSED:
+        return None
+    try:
+        return _COMMENT.sub(" ", parser.normalize(sql)).strip().rstrip(";")
+    except Exception:  # noqa: BLE001 - unparsable: not planned
+        return None

@@ -14,6 +14,7 @@ _COMMANDS = {
     "stack": "otel_perf.tools.stack_folder:cli",
     "slo": "otel_perf.tools.slo_formats:cli",
     "report": "otel_perf.tools.report:cli",
+    "bottlenecks": "otel_perf.tools.bottlenecks:cli",
 }
 HELP_OPTIONS = ["-h", "--help"]
 TOOLS_EXTRA = "pip install 'otel-perf[tools]'"

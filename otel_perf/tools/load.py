@@ -130,9 +130,18 @@ class Endpoint:
 @click.option("--max-error-rate", type=click.FloatRange(0, 1),
               help="Exit 1 when the share of failed requests is above this (e.g. 0.01).")
 @click.option("--seed", type=int, help="Seed Python's random module, for a repeatable request mix.")
+@click.option("--find-capacity", is_flag=True,
+              help="Step the offered load up until a route breaks the SLA; report the sustainable throughput, "
+                   "the knee and the route that broke first (--users defaults to 50).")
+@click.option("--step", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="--find-capacity: requests/s added at each step (the first step offers this much).")
+@click.option("--step-duration", default=10.0, show_default=True, type=click.FloatRange(1, 600),
+              help="--find-capacity: seconds per step.")
+@click.option("--chart", "chart_path", type=click.Path(dir_okay=False),
+              help="--find-capacity: also write the chart as an SVG image here.")
 def cli(scenario: str, url: str, users: int, spawn_rate: float | None, max_requests: int, duration: float,
         allow_host: tuple[str, ...], json_path: str | None, max_error_rate: float | None,
-        seed: int | None) -> None:
+        seed: int | None, find_capacity: bool, step: float, step_duration: float, chart_path: str | None) -> None:
     """Run the Locust SCENARIO file against --url and print per-endpoint results.
 
     Example: otel-perf load examples/patient_timeline/locustfile.py --url http://127.0.0.1:8000
@@ -143,6 +152,9 @@ def cli(scenario: str, url: str, users: int, spawn_rate: float | None, max_reque
         raise click.UsageError(refused)
     if seed is not None:
         random.seed(seed)
+    if find_capacity:
+        return _find_capacity(scenario, url, users, step, step_duration, duration, max_requests, allow_host,
+                              json_path, chart_path)
     result = run(scenario, url, users, spawn_rate or float(users), max_requests, duration, allow_host)
     render(result, sys.stderr if json_path == "-" else sys.stdout)
     if json_path:
@@ -235,6 +247,29 @@ def run(scenario: str, url: str, users: int, spawn_rate: float, max_requests: in
         "throughput": count / elapsed if elapsed > 0 else 0.0, "scenario_errors": state["scenario_errors"],
         "violation": state["violation"], "failures": failures, "routes": rows,
     }
+
+
+def _find_capacity(scenario: str, url: str, users: int, step: float, step_duration: float, duration: float,
+                   max_requests: int, allowed: tuple[str, ...], json_path: str | None, chart_path: str | None) -> None:
+    from otel_perf._internal.config.settings import Settings
+    from otel_perf.tools import capacity
+
+    if click.get_current_context().get_parameter_source("users") is click.core.ParameterSource.DEFAULT:
+        users = capacity.DEFAULT_USERS
+    slo = Settings.resolve().slo  # the SLA spec: OTEL_PERF_CONFIG, OTEL_PERF_SLO_*
+    result = capacity.find(scenario, url, users, step, step_duration, duration, max_requests, allowed,
+                           slo.http_latency, slo.http_error_rate, guard_resolution, _limit_requests)
+    capacity.render(result, sys.stderr if json_path == "-" else sys.stdout)
+    if chart_path:
+        with open(chart_path, "w", encoding="utf-8") as fh:
+            fh.write(capacity.svg(result))
+    if json_path == "-":
+        click.echo(json.dumps(result, indent=2))
+    elif json_path:
+        with open(json_path, "w", encoding="utf-8") as fh:
+            json.dump(result, fh, indent=2)
+    if result["stopped"].startswith("the scenario requested"):
+        raise click.ClickException(result["stopped"])
 
 
 def _limit_requests(limit: int, state: dict[str, Any]) -> None:

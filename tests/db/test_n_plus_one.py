@@ -52,12 +52,12 @@ def test_n_plus_one_reported_once_per_request(telemetry, postgres, conn, table):
 
     servers = [s for s in t.spans() if s.kind is SpanKind.SERVER]
     assert [s.attributes["http.route"] for s in servers] == ["/patients/{n}", "/patients/{n}"]
-    (event,) = servers[0].events
+    (event,) = [e for e in servers[0].events if e.name != "otel_perf.profile"]  # a busy machine may profile it
     assert event.name == "otel_perf.db.n_plus_one"
     assert event.attributes["otel_perf.db.count"] == 12
     assert event.attributes["db.query.text"] == f"SELECT name FROM {table} WHERE id = ?"
     assert event.attributes["db.query.summary"] == f"SELECT {table}"
-    assert not servers[1].events
+    assert not [e for e in servers[1].events if e.name != "otel_perf.profile"]
     # the statements belong to the request's trace
     trace_id = servers[0].context.trace_id
     assert sum(1 for s in db_spans(t) if s.context.trace_id == trace_id) == 13
@@ -75,7 +75,7 @@ def test_threshold_is_configurable(telemetry, postgres, conn, table):
     t = telemetry(slo={"n_plus_one": 3})
     get(make_app(postgres.dsn, table), "/patients/3")
     (server,) = [s for s in t.spans() if s.kind is SpanKind.SERVER]
-    assert [e.attributes["otel_perf.db.count"] for e in server.events] == [3]
+    assert [e.attributes["otel_perf.db.count"] for e in server.events if e.name != "otel_perf.profile"] == [3]
 
 
 def test_no_request_no_n_plus_one(telemetry, conn, table):

@@ -192,6 +192,22 @@ class Settings:
     db_stat_statements_top: int = setting(
         "OTEL_PERF_DB_STAT_STATEMENTS_TOP", 50, _number(1, 1000, kind=int), "Statements read per pg_stat_statements poll."
     )
+    # -- bottlenecks: query plans of slow statements, profiles of slow requests -------------------------
+    db_plans: bool = setting(
+        "OTEL_PERF_DB_PLANS", True, _bool, "Capture the plan of slow statement shapes (own connection, plan only) and report findings."
+    )
+    db_plan_interval: float = setting(
+        "OTEL_PERF_DB_PLAN_INTERVAL", 600.0, _number(1), "Seconds before the same statement shape is planned again."
+    )
+    db_plan_dsn: str | None = setting(
+        "OTEL_PERF_DB_PLAN_DSN", None, _text, "Connect here to plan (default: the application connection's parameters)."
+    )
+    profile: bool = setting(
+        "OTEL_PERF_PROFILE", True, _bool, "Sample the stacks of requests slower than the latency SLA."
+    )
+    profile_interval: float = setting(
+        "OTEL_PERF_PROFILE_INTERVAL", 0.005, _number(0.001, 1), "Seconds between stack samples of a slow request."
+    )
     slo: slo_module.SLO = field(default=slo_module.DEFAULT, metadata={"env": None, "doc": "SLA thresholds (`slo:` section)."})
 
     # -- resolution -------------------------------------------------------------------------------

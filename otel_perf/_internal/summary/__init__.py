@@ -17,6 +17,7 @@ from array import array
 from typing import Any
 
 from otel_perf._internal.config.sla import SLO
+from otel_perf._internal.summary.bottlenecks import Bottlenecks
 from otel_perf._internal.summary.render import render
 
 RESERVOIR = 4096  # samples kept per series (32 KiB as doubles): quantiles stay within ~1 % rank error
@@ -103,6 +104,9 @@ class Summary:
         self._queries: dict[str, _Series] = {}
         self._n_plus_one: dict[tuple[str, str], list[int]] = {}  # (route, shape) -> [requests, max count]
         self._lock = threading.Lock()
+        self.bottlenecks = Bottlenecks()  # plan findings and slow-request profiles
+        self.plan_findings = self.bottlenecks.plan_findings
+        self.profile = self.bottlenecks.profile
 
     # -- recording (called on the hot path: keep it to a dict lookup and an append) ---------------
 
@@ -195,6 +199,7 @@ class Summary:
             "routes": routes,
             "queries": queries,
             "n_plus_one": suspects,
+            **self.bottlenecks.as_dict(),
         }
 
     def emit(self, path: str | None = None) -> None:
@@ -205,5 +210,5 @@ class Summary:
                 path = path.format(pid=os.getpid())
             with open(path, "w", encoding="utf-8") as fh:
                 json.dump(data, fh, indent=2)
-        if data["routes"] or data["queries"]:
+        if data["routes"] or data["queries"] or data["plan_findings"]:
             render(data, sys.stderr)

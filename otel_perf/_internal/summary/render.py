@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from otel_perf._internal.summary.bottlenecks import render_lines
+
 _RED, _GREEN, _YELLOW, _BOLD, _RESET = "\033[31m", "\033[32m", "\033[33m", "\033[1m", "\033[0m"
 QUERY_WIDTH = 72
 
@@ -44,6 +46,7 @@ def render(data: dict[str, Any], stream: Any) -> None:
     for s in data["n_plus_one"]:
         lines.append(f"{paint('N+1 suspect', _YELLOW)}: {s['route']} ran `{_clip(s['shape'], 80)}` up to "
                      f"{s['max_count']} times per request ({s['requests']} requests)")
+    lines += render_lines(data, paint, _YELLOW, _clip)
     stream.write("\n".join(lines) + "\n")
     stream.flush()
 

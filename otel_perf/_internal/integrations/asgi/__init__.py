@@ -10,9 +10,12 @@ from otel_perf._internal.integrations.asgi import middleware, servers
 
 def install(telemetry: Any) -> None:
     """Point the middleware at ``telemetry`` and patch the ASGI servers/frameworks (idempotent)."""
+    uninstall()
     middleware.ACTIVE = middleware.Instruments(telemetry)
     servers.patch()
 
 
 def uninstall() -> None:
+    if middleware.ACTIVE is not None and middleware.ACTIVE.profiler is not None:
+        middleware.ACTIVE.profiler.stop()
     middleware.ACTIVE = None

@@ -82,6 +82,11 @@ class Instruments:
         )
         self.server_timing = settings.server_timing
         self.summary = telemetry.summary
+        self.profiler = None  # stack samples of slow requests only (see profiler.py)
+        if settings.profile:
+            from otel_perf._internal.profiler import Profiler
+
+            self.profiler = Profiler(settings.slo.http_latency, settings.profile_interval, self.summary)
         self.rum = None
         if settings.rum:
             from otel_perf._internal.integrations.rum import RUM
@@ -158,6 +163,11 @@ async def _handle(ins: Instruments, app: Any, scope: dict, receive: Callable, se
     except Exception:
         _warn_once("could not start request telemetry")
         return await app(scope, receive, send)
+    if ins.profiler is not None:
+        try:
+            ins.profiler.begin(request, start)
+        except Exception:
+            _warn_once("could not watch the request for the profiler")
 
     status: int | None = None
     ended: tuple[float, int] | None = None  # (duration, end time) at the last byte

@@ -57,6 +57,9 @@ def uninstall() -> None:
     for name in (f"{__name__}.patches", "otel_perf._internal.integrations.pool"):
         module = sys.modules.get(name)  # only if activated: never import psycopg's side just to undo it
         if module is not None:
+            plans = getattr(module.ACTIVE, "plans", None)
+            if plans is not None:
+                plans.stop()
             module.ACTIVE = None
             module.unpatch()
 

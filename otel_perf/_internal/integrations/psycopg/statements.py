@@ -61,10 +61,13 @@ class SpanEmitter:
         self.scope = InstrumentationScope("otel_perf.db", version)
 
     def emit(self, name: str, attrs: dict, start: int, end: int, slow: bool, threshold: float,
-             duration: float, error: BaseException | None) -> Any:
-        """Record the span; returns something usable as exemplar context (or None if not sampled)."""
+             duration: float, error: BaseException | None, extra: tuple = ()) -> Any:
+        """Record the span; returns something usable as exemplar context (or None if not sampled).
+        ``extra``: more (name, attributes) events of a slow span (its shape's plan findings)."""
         status = _UNSET if error is None else Status(StatusCode.ERROR, attrs["error.type"])
         events = (Event(SLOW_EVENT, _slow_event(threshold, duration), end),) if slow else ()
+        if extra:
+            events += tuple(Event(n, a, end) for n, a in extra)
         if not self.fast:
             span = self.tracer.start_span(name, None, SpanKind.CLIENT, attrs, start_time=start)
             for event in events:
@@ -161,6 +164,12 @@ class Recorder:
         m = catalogue.DB_N_PLUS_ONE
         self.n_plus_one = meter.create_counter(m.name, unit=m.unit, description=m.description)
         self.warned = False
+        self.plans = None  # plans of slow shapes (off the request path; see plans.py)
+        if settings.db_plans:
+            from otel_perf._internal.integrations.psycopg.plans import PlanCapture
+
+            self.plans = PlanCapture(settings.db_plan_interval, settings.db_plan_dsn,
+                                     getattr(self.summary, "plan_findings", None))
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -195,6 +204,7 @@ class Recorder:
             if query_class is not None:
                 threshold = query_class.threshold or self.slo.slow_threshold(stmt.text_for_class, query_class.name)
             slow = duration > threshold
+            findings = self.plans.events.get(stmt.shape.key, ()) if slow and self.plans is not None else ()
             attrs = stmt.span_attrs
             if slow or error is not None or batch is not None or query_class is not None:
                 attrs = dict(attrs)
@@ -208,12 +218,15 @@ class Recorder:
                 if error is not None:
                     attrs.update(_error_attributes(error))
             if span is None:
-                exemplar = self.spans.emit(stmt.shape.summary, attrs, start, end, slow, threshold, duration, error)
+                exemplar = self.spans.emit(stmt.shape.summary, attrs, start, end, slow, threshold, duration, error,
+                                           findings)
             else:  # sqlcommenter mode: the span had to exist before the statement
                 span.update_name(stmt.shape.summary)
                 span.set_attributes(attrs)
                 if slow:
                     span.add_event(SLOW_EVENT, _slow_event(threshold, duration), end)
+                    for event in findings:
+                        span.add_event(*event, end)
                 if error is not None:
                     span.set_status(Status(StatusCode.ERROR, attrs["error.type"]))
                 span.end(end_time=end)
@@ -231,6 +244,8 @@ class Recorder:
                     self._count(request, stmt)
             if self.summary is not None:
                 self.summary.query(stmt.shape.key, duration, threshold)
+            if slow and error is None and self.plans is not None:
+                self.plans.submit(stmt.shape, query, has_params, cursor)
         except Exception:
             self.warn("could not record a database statement")
             if span is not None:
