@@ -207,8 +207,9 @@ def _span_exporter(kind: str, settings: Settings):
         return OTLPSpanExporter()
     if kind == "otlp:http/protobuf":
         from otel_perf._internal.sdk.fast_otlp import FastOTLPSpanExporter
+        from otel_perf._internal.sdk.http_transport import transport_for
 
-        return FastOTLPSpanExporter()
+        return FastOTLPSpanExporter(_transport=transport_for("TRACES"))
     return None
 
 
@@ -235,7 +236,10 @@ def _metric_readers(kind: str, settings: Settings) -> list:
     if kind == "otlp:http/protobuf":
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-        return [PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=interval)]
+        from otel_perf._internal.sdk.http_transport import transport_for
+
+        exporter = OTLPMetricExporter(_transport=transport_for("METRICS"))
+        return [PeriodicExportingMetricReader(exporter, export_interval_millis=interval)]
     return []
 
 
@@ -254,7 +258,13 @@ def _logger_provider(kind: str, settings: Settings, resource: Resource):
     else:
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Exporter
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    provider.add_log_record_processor(BatchLogRecordProcessor(Exporter()))
+    if kind == "otlp:http/protobuf":
+        from otel_perf._internal.sdk.http_transport import transport_for
+
+        exporter = Exporter(_transport=transport_for("LOGS"))
+    else:
+        exporter = Exporter()
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
     set_logger_provider(provider)
     handler = LoggingHandler(level=logging.WARNING, logger_provider=provider)
     handler.addFilter(lambda record: not record.name.startswith(("opentelemetry", "otel_perf")))
