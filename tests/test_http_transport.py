@@ -19,6 +19,13 @@ from otel_perf._internal.sdk.http_transport import StdlibTransport, transport_fo
 from tests.fixtures.net import free_port
 
 
+class _JoiningServer(ThreadingHTTPServer):
+    # server_close() waits for every connection's thread: none outlives the test (other tests
+    # compare process-wide figures such as thread and descriptor counts)
+    daemon_threads = False
+    block_on_close = True
+
+
 class Recorder:
     """A loopback server recording every request; answers with the queued statuses, then 200."""
 
@@ -43,7 +50,7 @@ class Recorder:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _JoiningServer(("127.0.0.1", 0), Handler)
         self.endpoint = f"http://127.0.0.1:{self.server.server_port}/v1/traces"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -53,6 +60,7 @@ def recorder():
     r = Recorder()
     yield r
     r.server.shutdown()
+    r.server.server_close()
 
 
 def _spans():
@@ -105,6 +113,7 @@ def test_retryable_status_is_retried_after_retry_after(recorder):
     exporter = OTLPSpanExporter(endpoint=recorder.endpoint, _transport=StdlibTransport())
     assert exporter.export(_spans()) is SpanExportResult.SUCCESS
     assert len(recorder.requests) == 3
+    exporter.shutdown()  # closes the connection: no socket outlives the test
 
 
 def test_client_error_is_not_retried(recorder):
@@ -112,6 +121,7 @@ def test_client_error_is_not_retried(recorder):
     exporter = OTLPSpanExporter(endpoint=recorder.endpoint, _transport=StdlibTransport())
     assert exporter.export(_spans()) is SpanExportResult.FAILURE
     assert len(recorder.requests) == 1
+    exporter.shutdown()
 
 
 def test_refused_connection_is_a_connection_error():

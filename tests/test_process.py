@@ -3,6 +3,7 @@ instrumentation configured for the seven metrics otel-perf ships, without its st
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -51,9 +52,12 @@ def test_same_instruments_attributes_and_values_as_upstream():
     instrumentor.instrument(meter_provider=MeterProvider(metric_readers=[theirs_reader]))
     worker = threading.Thread(target=threading.Event().wait, args=(5,), daemon=True)  # a second OS thread
     worker.start()
+    gc.collect()
+    gc.disable()  # a collection between the two reads would move cpython.gc.collections
     try:
         ours, theirs = metrics(ours_reader), metrics(theirs_reader)
     finally:
+        gc.enable()
         instrumentor.uninstrument()
     assert set(theirs) == set(UPSTREAM_CONFIG)
     assert set(ours) == set(theirs) | {"otel_perf.process.cpu.limit", "otel_perf.process.memory.limit"}
