@@ -62,14 +62,17 @@ rum:
 report-charts:
 	cd report && npm ci --no-audit --no-fund && npm run build
 
-# Overhead against bare and vanilla OpenTelemetry: per request (HTTP, with wrk under uvicorn when
-# installed: apt-get install wrk) and per query (psycopg). Figures go to README.md.
-.PHONY: bench bench-db
-bench: venv system-deps bench-db
-	$(BIN)/python benchmarks/bench_http.py
+# Overhead against bare and vanilla OpenTelemetry, side by side in one run, as one table (a few
+# minutes): CPU per request under three servers, RSS, CPU per psycopg query, start-up, collection
+# cost and stall. Writes benchmarks/results.md and the tables in README.md and docs/performance.md.
+# The vanilla and lean venvs it compares are built once into benchmarks/.cache/.
+BENCH_PACKAGES := wrk util-linux postgresql
+.PHONY: bench bench-deps
+bench: bench-deps venv
+	$(BIN)/python benchmarks/bench.py --docs $(ARGS)
 
-bench-db: venv system-deps
-	$(BIN)/python benchmarks/bench_db.py
+bench-deps:
+	@$(MAKE) --no-print-directory system-deps SYSTEM_PACKAGES="$(BENCH_PACKAGES)"
 
 # The patient-timeline example under `otel-perf run` (throwaway PostgreSQL unless DATABASE_URL is set),
 # ~20 s of Locust traffic, then the SLA summary. Pass options with ARGS, e.g. ARGS="--duration 60".

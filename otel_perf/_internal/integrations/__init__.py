@@ -50,8 +50,6 @@ def load_entry_points(telemetry: Any, disabled: set[str]) -> list[str]:
     """Instrument with every installed upstream instrumentor whose library is present."""
     from importlib.metadata import entry_points
 
-    from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
-
     for instrumentor in _INSTRUMENTED:  # a forked child: re-point them at its new providers
         try:
             instrumentor.uninstrument()
@@ -63,6 +61,9 @@ def load_entry_points(telemetry: Any, disabled: set[str]) -> list[str]:
         if ep.name in disabled or ep.name in REPLACED:
             continue
         try:
+            # here, not at the top: it imports packaging (~6 % of start-up), needed only for an entry point
+            from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
+
             if ep.dist is not None and get_dist_dependency_conflicts(ep.dist):
                 continue  # the library it instruments is not installed (or the wrong version)
             instrumentor = ep.load()()

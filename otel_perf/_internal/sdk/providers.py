@@ -245,8 +245,9 @@ def _span_exporter(kind: str, settings: Settings):
         return OTLPSpanExporter()
     if kind == "otlp:http/protobuf":
         from otel_perf._internal.sdk.fast_otlp import FastOTLPSpanExporter
+        from otel_perf._internal.sdk.http_transport import transport_for
 
-        return FastOTLPSpanExporter()
+        return FastOTLPSpanExporter(_transport=transport_for("TRACES"))
     return None
 
 
@@ -273,7 +274,10 @@ def _metric_readers(kind: str, settings: Settings) -> list:
     if kind == "otlp:http/protobuf":
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-        return [PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=interval)]
+        from otel_perf._internal.sdk.http_transport import transport_for
+
+        exporter = OTLPMetricExporter(_transport=transport_for("METRICS"))
+        return [PeriodicExportingMetricReader(exporter, export_interval_millis=interval)]
     return []
 
 
@@ -285,6 +289,9 @@ def _log_exporter(kind: str) -> Any:
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Exporter
     elif kind == "otlp:http/protobuf":
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Exporter
+        from otel_perf._internal.sdk.http_transport import transport_for
+
+        return Exporter(_transport=transport_for("LOGS"))
     else:
         return None
     return Exporter()
