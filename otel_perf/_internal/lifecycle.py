@@ -115,6 +115,12 @@ def flush(timeout: float | None = None) -> None:
     sdk_providers = [p for p in (telemetry.tracer_provider, telemetry.meter_provider, telemetry.logger_provider) if p]
     limit = telemetry.settings.shutdown_timeout if timeout is None else timeout
     _bounded(lambda: [p.force_flush(int(limit * 1000)) for p in sdk_providers], limit, "flush")
+    if telemetry.summary is not None:
+        # A pre-fork worker may die of the signal its server re-raises (no atexit): leave its part now.
+        try:
+            shared.leave(telemetry.summary)
+        except Exception:
+            log.debug("otel-perf: could not leave the summary part", exc_info=True)
 
 
 def _bounded(work: Any, limit: float, what: str) -> None:

@@ -289,6 +289,7 @@ def _log_exporter(kind: str) -> Any:
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Exporter
     elif kind == "otlp:http/protobuf":
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Exporter
+
         from otel_perf._internal.sdk.http_transport import transport_for
 
         return Exporter(_transport=transport_for("LOGS"))

@@ -18,6 +18,7 @@ from otel_perf._internal.summary import Summary
 
 DIR_ENV = "OTEL_PERF_SUMMARY_DIR"
 _owner = False  # this process merges (it named the directory)
+_part = secrets.token_hex(4)  # this process's part: rewritten by each checkpoint, never duplicated
 
 
 def join() -> None:
@@ -32,8 +33,9 @@ def join() -> None:
 
 def forked() -> None:
     """In a forked child: the parent merges, this process leaves its part."""
-    global _owner
+    global _owner, _part
     _owner = False
+    _part = secrets.token_hex(4)
 
 
 def is_owner() -> bool:
@@ -41,12 +43,13 @@ def is_owner() -> bool:
 
 
 def leave(summary: Summary) -> bool:
-    """A worker's exit: write its part for the owner to merge; False when there is no owner."""
+    """A worker's checkpoint or exit: write (or rewrite) its part for the owner to merge; False when
+    there is no owner."""
     directory = os.environ.get(DIR_ENV)
     if _owner or not directory:
         return False
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    part = os.path.join(directory, f"{os.getpid()}-{secrets.token_hex(4)}")
+    part = os.path.join(directory, f"{os.getpid()}-{_part}")
     with open(part + ".tmp", "w", encoding="utf-8") as fh:
         json.dump(summary.state(), fh)
     os.replace(part + ".tmp", part + ".json")  # the owner never reads half a part
