@@ -22,6 +22,9 @@ TINY = {"processors": {"memory_limiter": {"limit_percentage": 0, "spike_limit_pe
 def test_tiny_memory_limit_refuses_the_sdk_retries_the_app_is_unaffected(start_collector, tmp_path):
     sink = TraceSink()
     agent = Agent(start_collector, sink.endpoint, tmp_path / "queue", extra=TINY)
+    # The limiter decides at its check interval: send nothing before it has found itself over the limit.
+    wait_for(lambda: "above hard limit" in agent.collector.log(), timeout=30, interval=0.2,
+             what="the memory limiter over its limit")
     app = serve("scrub_app:app", OTEL_EXPORTER_OTLP_ENDPOINT=agent.otlp_http, OTEL_SERVICE_NAME="tiny-limit",
                 OTEL_BSP_SCHEDULE_DELAY="100", OTEL_METRIC_EXPORT_INTERVAL="500", OTEL_PERF_SUMMARY="false")
     try:
