@@ -77,7 +77,7 @@ def test_the_installed_tools_write_a_ready_stack(built, tmp_path):
     assert "> 0.35" in (stack / "collector/prometheus/alerts/api.alerts.yml").read_text()  # the user's SLA
     checked = cli(built, "validate", cwd=stack)
     assert checked.returncode == 0, checked.stderr
-    assert "5 dashboards" in checked.stdout and "1 Tempo config" in checked.stdout
+    assert "6 dashboards" in checked.stdout and "1 Tempo config" in checked.stdout
     assert cli(built, "generate", "--check", "--config", str(config), "--out", str(stack), cwd=tmp_path).returncode == 0
 
     compose = stack / "collector/compose.yaml"
@@ -90,7 +90,7 @@ def test_the_installed_tools_write_a_ready_stack(built, tmp_path):
 def test_validate_without_a_checkout_checks_the_shipped_stack(built, tmp_path):
     result = cli(built, "validate", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("checked ") and "5 dashboards" in result.stdout and "1 Tempo config" in result.stdout
+    assert result.stdout.startswith("checked ") and "6 dashboards" in result.stdout and "1 Tempo config" in result.stdout
     assert "0 error(s), 0 warning(s)" in result.stdout
 
 

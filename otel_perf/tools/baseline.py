@@ -190,7 +190,7 @@ def compare(baseline: dict[str, Any], run: dict[str, Any], threshold: float, min
                 status = "ok"
             rows.append(Row(kind[:-1] if kind == "routes" else "query", key, metric, b, n, bc, nc,
                             (old or {}).get("p99"), (new or {}).get("p99"), status))
-            if kind == "routes" and "errors" in (old or {}) and "errors" in (new or {}):
+            if kind == "routes" and (old or {}).get("errors") is not None and (new or {}).get("errors") is not None:
                 rows.append(_error_row(key, old, new, min_samples, error_tolerance))
     return rows
 

@@ -34,6 +34,29 @@ def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+def answer(endpoint: str, signal: str, environ: dict[str, str], timeout: float = 2.0) -> int | None:
+    """HTTP status of an empty OTLP/HTTP export to ``endpoint`` with the configured headers (401:
+    the Collector wants a token), None when it could not be asked."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    url = environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT") or f"{endpoint.rstrip('/')}/v1/{signal}"
+    headers = {"Content-Type": "application/x-protobuf"}
+    for raw in (environ.get("OTEL_EXPORTER_OTLP_HEADERS", ""), environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_HEADERS", "")):
+        for item in raw.split(","):
+            key, sep, value = item.partition("=")
+            if sep and key.strip():
+                headers[urllib.parse.unquote(key.strip())] = urllib.parse.unquote(value.strip())
+    try:  # an empty body is a valid, empty export request: nothing is recorded
+        with urllib.request.urlopen(urllib.request.Request(url, data=b"", headers=headers), timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, ValueError):
+        return None
+
+
 def exports(settings: Any, environ: dict[str, str]) -> list[dict[str, Any]]:
     """Per signal: exporter, endpoint, protocol and reachability (local mode when OTLP has nowhere to go)."""
     rows = []
@@ -51,6 +74,8 @@ def exports(settings: Any, environ: dict[str, str]) -> list[dict[str, Any]]:
                     port = parts.port or (443 if parts.scheme == "https" else OTLP_PORTS[protocol])
                     row.update(endpoint=endpoint, protocol=protocol,
                                reachable=reachable(parts.hostname or "localhost", port))
+                    if row["reachable"] and protocol == "http/protobuf":
+                        row["status"] = answer(endpoint, signal, environ)
                 else:  # what otel-perf does unconfigured: use a Collector on localhost, else stay local
                     wanted = [protocol] if protocol else list(OTLP_PORTS)
                     found = next((p for p in wanted if reachable("127.0.0.1", OTLP_PORTS[p], 0.2)), None)
@@ -124,6 +149,9 @@ def render(data: dict[str, Any]) -> str:
         where = ""
         if row.get("endpoint"):
             state = "reachable" if row["reachable"] else "NOT REACHABLE (nothing accepts connections there)"
+            if row.get("status") in (401, 403):
+                state = (f"REFUSED ({row['status']}): the Collector requires a token, set "
+                         "OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>")
             where = f" {row['endpoint']} ({row['protocol']}): {state}"
         lines.append(f"  {row['signal']:<8} {row['exporter']}{where}")
     lines += ["", "instrumentations"]
@@ -167,6 +195,12 @@ def cli(config: str | None, json_path: str | None) -> None:
             json.dump(data, fh, indent=2)
     else:
         click.echo(render(data), nl=False)
+    refused = [r for r in data["exports"] if r.get("status") in (401, 403)]
+    if refused:
+        click.echo(f"otel-perf doctor: {refused[0]['endpoint']} answers {refused[0]['status']}: "
+                   f"{', '.join(r['signal'] for r in refused)} would be refused; the Collector requires a token "
+                   "(OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20<token>)", err=True)
+        raise click.exceptions.Exit(1)
     unreachable = [r for r in data["exports"] if r.get("reachable") is False]
     if unreachable:
         click.echo(f"otel-perf doctor: {unreachable[0]['endpoint']} is not reachable: "

@@ -302,3 +302,24 @@ def test_exposed_collector_answers_401_without_the_token_and_takes_an_app_that_s
                  what="the app's spans through the authenticated Collector")
     finally:
         server.stop()
+
+
+def test_doctor_says_when_the_exposed_collector_answers_401(start_collector, tmp_path, secrets_dir):
+    from tests.fixtures.otelcol import Agent
+    from tests.fixtures.otlp import GrpcReceiver
+
+    exposed = yaml.safe_load((COLLECTOR / "otelcol-exposed.yaml").read_text())
+    exposed["extensions"]["bearertokenauth/otlp"]["filename"] = str(secrets_dir / "otlp-token")
+    agent = Agent(start_collector, GrpcReceiver().endpoint, tmp_path / "queue", extra=exposed)
+    token = (secrets_dir / "otlp-token").read_text().strip()
+    script = str(Path(sys.executable).with_name("otel-perf"))
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    base["OTEL_EXPORTER_OTLP_ENDPOINT"] = agent.otlp_http
+    refused = subprocess.run([script, "doctor"], env=base, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1
+    assert "answers 401" in refused.stderr and "OTEL_EXPORTER_OTLP_HEADERS" in refused.stderr
+    assert "REFUSED (401)" in refused.stdout
+    accepted = subprocess.run([script, "doctor"], capture_output=True, text=True, timeout=60,
+                              env={**base, "OTEL_EXPORTER_OTLP_HEADERS": f"Authorization=Bearer%20{token}"})
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert "REFUSED" not in accepted.stdout and "reachable" in accepted.stdout

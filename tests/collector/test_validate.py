@@ -339,7 +339,7 @@ def test_success_says_what_was_checked():
     proc = otel_perf("validate")
     assert proc.returncode == 0, proc.stderr
     summary = proc.stdout.strip()
-    for kind in ("5 dashboards", "2 Collector configs", "1 Tempo config", "1 Grafana alert rule file",
+    for kind in ("6 dashboards", "2 Collector configs", "1 Tempo config", "1 Grafana alert rule file",
                  "1 Grafana datasource file", "1 Alertmanager config", "1 Prometheus config", "1 compose file"):
         assert kind in summary, summary
     assert summary.endswith("0 error(s), 0 warning(s)")
