@@ -50,17 +50,23 @@ DB_SHAPE_LABEL = catalogue.label("db.query.summary")  # on the metric when OTEL_
 
 # -- reading a run ---------------------------------------------------------------------------------
 
+def read_summary(path: str, what: str = "an otel-perf summary") -> dict[str, Any]:
+    """A summary (or load result) JSON file; anything else is one usage error naming the file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise click.UsageError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict) or "routes" not in data:
+        raise click.UsageError(f"{path}: not {what} (no 'routes')")
+    return data
+
+
 def from_summaries(paths: tuple[str, ...]) -> dict[str, Any]:
     """A run from local-summary or load-result JSON files (several are merged: see ``_merge``)."""
     runs = []
     for path in paths:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except (OSError, ValueError) as exc:
-            raise click.UsageError(f"cannot read {path}: {exc}") from None
-        if not isinstance(data, dict) or "routes" not in data:
-            raise click.UsageError(f"{path}: not an otel-perf summary or load result (no 'routes')")
+        data = read_summary(path, "an otel-perf summary or load result")
         runs.append({
             "side": "client" if "scenario" in data else "server",  # `otel-perf load` results name their scenario
             "routes": {f"{r['method']} {r['route']}": {"count": r["count"], "p95": r["p95"], "p99": r["p99"],

@@ -8,11 +8,12 @@ when there is any plan finding, for CI.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
+
+from otel_perf.tools.baseline import read_summary
 
 TITLES = {"seq_scan": "Sequential scan", "row_estimate": "Row estimate", "spill": "Spills to disk"}
 
@@ -21,13 +22,7 @@ def merge(paths: tuple[str, ...]) -> dict[str, Any]:
     findings: dict[str, dict[str, Any]] = {}
     profiles: dict[str, dict[str, Any]] = {}
     for path in paths:
-        try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except (OSError, ValueError) as exc:
-            raise click.UsageError(f"cannot read {path}: {exc}") from None
-        if not isinstance(data, dict) or "routes" not in data:
-            raise click.UsageError(f"{path}: not an otel-perf summary (no 'routes')")
+        data = read_summary(path)
         for entry in data.get("plan_findings", ()):
             findings.setdefault(entry["shape"], entry)
         for p in data.get("profiles", ()):

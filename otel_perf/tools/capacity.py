@@ -130,24 +130,16 @@ class Pacer:
 
 def find(scenario: str, url: str, users: int, step: float, step_duration: float, duration: float,
          max_requests: int, allowed: tuple[str, ...], sla: float, budget: float,
-         guard: Callable[..., None], limit: Callable[[int, dict], None]) -> dict[str, Any]:
+         guard: Callable[..., None], limit: Callable[[int, dict], None],
+         users_of: Callable[[str], tuple[Any, dict[str, Any]]]) -> dict[str, Any]:
     """Run the stepped load (within ``duration`` seconds in all) and return the capacity result.
 
-    ``guard`` and ``limit`` are ``otel-perf load``'s host guard and request bound (passed in, so
-    this module does not import the command that calls it)."""
-    try:
-        import locust
-    except ModuleNotFoundError as exc:
-        if exc.name != "locust":
-            raise
-        raise click.ClickException("otel-perf load needs Locust: pip install 'otel-perf[load]'") from None
+    ``guard``, ``limit`` and ``users_of`` are ``otel-perf load``'s host guard, request bound and
+    scenario loader (passed in, so this module does not import the command that calls it)."""
+    locust, user_classes = users_of(scenario)
     import gevent
     from locust.env import Environment
-    from locust.util.load_locustfile import load_locustfile
 
-    user_classes, _shapes = load_locustfile(scenario)
-    if not user_classes:
-        raise click.UsageError(f"{scenario}: no Locust User class found")
     pacer = Pacer(step)
     for cls in user_classes.values():
         cls.wait_time = lambda user: pacer.wait()  # the scenario's own waits would close the loop

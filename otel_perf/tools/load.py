@@ -170,24 +170,32 @@ def cli(scenario: str, url: str, users: int, spawn_rate: float | None, max_reque
         raise click.exceptions.Exit(1)
 
 
-def run(scenario: str, url: str, users: int, spawn_rate: float, max_requests: int, duration: float,
-        allowed: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Run the scenario on Locust's local runner within the bounds; return the result dict."""
+def users_of(scenario: str) -> tuple[Any, dict[str, Any]]:
+    """Locust (imported only here: it monkey-patches the process for gevent) and the scenario's
+    User classes; a missing Locust or an empty scenario is one clear error."""
     try:
-        import locust  # its import monkey-patches the process for gevent: only in this command
+        import locust
     except ModuleNotFoundError as exc:
         if exc.name != "locust":
             raise
         raise click.ClickException("otel-perf load needs Locust: pip install 'otel-perf[load]'") from None
-    import gevent
-    from locust.env import Environment
     from locust.util.load_locustfile import load_locustfile
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     user_classes, _shapes = load_locustfile(scenario)
     if not user_classes:
         raise click.UsageError(f"{scenario}: no Locust User class found")
+    return locust, user_classes
+
+
+def run(scenario: str, url: str, users: int, spawn_rate: float, max_requests: int, duration: float,
+        allowed: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run the scenario on Locust's local runner within the bounds; return the result dict."""
+    import gevent
+    from locust.env import Environment
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    locust, user_classes = users_of(scenario)
     env = Environment(user_classes=list(user_classes.values()), host=url.rstrip("/"), events=locust.events)
     endpoints: dict[tuple[str, str], Endpoint] = {}
     state = {"counted": 0, "started": 0, "violation": None, "scenario_errors": 0}
@@ -258,7 +266,7 @@ def _find_capacity(scenario: str, url: str, users: int, step: float, step_durati
         users = capacity.DEFAULT_USERS
     slo = Settings.resolve().slo  # the SLA spec: OTEL_PERF_CONFIG, OTEL_PERF_SLO_*
     result = capacity.find(scenario, url, users, step, step_duration, duration, max_requests, allowed,
-                           slo.http_latency, slo.http_error_rate, guard_resolution, _limit_requests)
+                           slo.http_latency, slo.http_error_rate, guard_resolution, _limit_requests, users_of)
     capacity.render(result, sys.stderr if json_path == "-" else sys.stdout)
     if chart_path:
         with open(chart_path, "w", encoding="utf-8") as fh:
