@@ -6,13 +6,14 @@ flush early. Everything else is configuration: see the README's settings table.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-
 from otel_perf._internal import VERSION as __version__
 from otel_perf._internal.config.errors import ConfigError
 
+TYPE_CHECKING = False  # not typing's: `otel-perf run` imports this package and must start fast
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
     from opentelemetry.sdk.metrics.export import MetricReader
     from opentelemetry.sdk.metrics.view import View
     from opentelemetry.sdk.trace import SpanProcessor

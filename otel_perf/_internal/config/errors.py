@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # The exit status of every command (`otel-perf run` and the tools) on bad configuration.
 EXIT_STATUS = 2
@@ -21,6 +22,8 @@ class ConfigError(ValueError):
 
 def unknown(label: str, key: str, known: Iterable[str]) -> ConfigError:
     """``label: unknown ... 'key' (did you mean 'x'?)`` with the accepted names."""
+    import difflib  # only for a bad name
+
     known = sorted(known)
     close = difflib.get_close_matches(str(key), known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -9,9 +9,11 @@ names (e.g. ``asgi``, ``psycopg``, ``system_metrics``) switch off ours and their
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import sys
+import threading
 from typing import Any
 
 log = logging.getLogger("otel_perf")
@@ -23,7 +25,20 @@ OURS = {
     "system_metrics": "otel_perf._internal.integrations.process",
 }
 REPLACED = frozenset({*OURS, "starlette", "fastapi"})
+GROUP = "opentelemetry_instrumentor"
 _INSTRUMENTED: list[Any] = []  # upstream instrumentors this process switched on
+
+
+# ours that switch on only once the program imports one of these (the ASGI middleware and its
+# tracing, propagation and profiler modules are a tenth of start-up; a program without an ASGI
+# framework never needs them); the middleware's own module, imported by a program that adds it by
+# hand, is one of them.
+TRIGGERS = {
+    "asgi": ("uvicorn", "starlette", "fastapi", "django", "otel_perf._internal.integrations.asgi.middleware"),
+}
+_waiting: dict[str, Any] = {}  # integration -> the telemetry it starts with when triggered
+_hooked: set[str] = set()
+_lock = threading.RLock()
 
 
 def install(telemetry: Any, entry_points: bool = True) -> None:
@@ -31,15 +46,40 @@ def install(telemetry: Any, entry_points: bool = True) -> None:
     for name, module in OURS.items():
         if name in disabled:
             continue
-        try:
-            importlib.import_module(module).install(telemetry)
-        except Exception:
-            log.warning("otel-perf: could not enable %s instrumentation", name, exc_info=True)
+        triggers = TRIGGERS.get(name, ())
+        if triggers and module not in sys.modules and not any(t in sys.modules for t in triggers):
+            with _lock:
+                _waiting[name] = telemetry
+                first = name not in _hooked
+                _hooked.add(name)
+            if first:
+                from otel_perf._internal.patching import when_imported
+
+                for trigger in triggers:
+                    when_imported(trigger, functools.partial(_triggered, name))
+            continue
+        _install(name, module, telemetry)
     if entry_points:
         load_entry_points(telemetry, disabled)
 
 
+def _install(name: str, module: str, telemetry: Any) -> None:
+    try:
+        importlib.import_module(module).install(telemetry)
+    except Exception:
+        log.warning("otel-perf: could not enable %s instrumentation", name, exc_info=True)
+
+
+def _triggered(name: str, _module: Any) -> None:
+    with _lock:
+        telemetry = _waiting.pop(name, None)
+    if telemetry is not None:  # outside the lock: it imports, and imports run hooks
+        _install(name, OURS[name], telemetry)
+
+
 def uninstall() -> None:
+    with _lock:
+        _waiting.clear()
     for name in OURS.values():
         module = sys.modules.get(name)  # only what install() loaded
         if module is not None:
@@ -48,16 +88,18 @@ def uninstall() -> None:
 
 def load_entry_points(telemetry: Any, disabled: set[str]) -> list[str]:
     """Instrument with every installed upstream instrumentor whose library is present."""
-    from importlib.metadata import entry_points
-
     for instrumentor in _INSTRUMENTED:  # a forked child: re-point them at its new providers
         try:
             instrumentor.uninstrument()
         except Exception:
             log.debug("otel-perf: could not uninstrument %r", instrumentor, exc_info=True)
     _INSTRUMENTED.clear()
-    loaded = []
-    for ep in entry_points(group="opentelemetry_instrumentor"):
+    loaded: list[str] = []
+    if not _may_declare(GROUP):
+        return loaded
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=GROUP):
         if ep.name in disabled or ep.name in REPLACED:
             continue
         try:
@@ -75,3 +117,42 @@ def load_entry_points(telemetry: Any, disabled: set[str]) -> list[str]:
         except Exception:
             log.warning("otel-perf: could not load instrumentation %s", ep.name, exc_info=True)
     return loaded
+
+
+_STANDARD_FINDERS = ("BuiltinImporter", "FrozenImporter", "PathFinder")
+
+
+def _may_declare(group: str) -> bool:
+    """False only when no installed distribution declares an entry point in ``group``: a look at
+    the ``entry_points.txt`` files that ``importlib.metadata`` would read, without importing it
+    (with its email, zipfile and pathlib, a tenth of an instrumented program's start-up). Anything
+    it does not recognise (a zip or egg file on sys.path, a finder of distributions of its own)
+    answers True, and the full scan decides."""
+    import os
+
+    for finder in sys.meta_path:
+        if hasattr(finder, "find_distributions") and getattr(finder, "__name__", type(finder).__name__) not in _STANDARD_FINDERS:
+            return True
+    marker = f"[{group}]"
+    for entry in sys.path:
+        entry = entry or "."
+        try:
+            children = os.listdir(entry)
+        except NotADirectoryError:
+            return True  # a zip file or an egg: the full scan reads those
+        except OSError:
+            continue  # a missing entry holds nothing
+        if entry.lower().endswith(".egg"):
+            children = [*children, "EGG-INFO"]
+        for child in children:
+            low = child.lower()
+            if not (low.endswith((".dist-info", ".egg-info")) or low == "egg-info"):
+                continue
+            path = os.path.join(entry, child, "entry_points.txt")
+            try:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    if marker in fh.read():
+                        return True
+            except OSError:
+                continue
+    return False

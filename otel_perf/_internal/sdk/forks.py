@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry.sdk.metrics.export import MetricExportResult
-from opentelemetry.sdk.trace.export import SpanExportResult
-
 
 class _Drop:
     """An exporter that drops everything (for signals of every kind)."""
 
     def export(self, batch: Any, *args: Any, **kwargs: Any) -> Any:
+        from opentelemetry.sdk.metrics.export import MetricExportResult
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
         return SpanExportResult.SUCCESS if not hasattr(batch, "resource_metrics") else MetricExportResult.SUCCESS
 
     def force_flush(self, *args: Any, **kwargs: Any) -> bool:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
-import tempfile
+from typing import TYPE_CHECKING
 
-from otel_perf._internal.summary import Summary
+if TYPE_CHECKING:
+    from otel_perf._internal.summary import Summary
 
 DIR_ENV = "OTEL_PERF_SUMMARY_DIR"
 _owner = False  # this process merges (it named the directory)
-_part = secrets.token_hex(4)  # this process's part: rewritten by each checkpoint, never duplicated
+_part = os.urandom(4).hex()  # this process's part: rewritten by each checkpoint, never duplicated
 
 
 def join() -> None:
@@ -27,7 +26,9 @@ def join() -> None:
     if os.environ.get(DIR_ENV):
         return
     # Named now, created by the first process with something to leave: no cost without workers.
-    os.environ[DIR_ENV] = os.path.join(tempfile.gettempdir(), f"otel-perf-summary-{os.getpid()}-{secrets.token_hex(8)}")
+    import tempfile  # (with shutil and random) only in the process that names it
+
+    os.environ[DIR_ENV] = os.path.join(tempfile.gettempdir(), f"otel-perf-summary-{os.getpid()}-{os.urandom(8).hex()}")
     _owner = True
 
 
@@ -35,7 +36,7 @@ def forked() -> None:
     """In a forked child: the parent merges, this process leaves its part."""
     global _owner, _part
     _owner = False
-    _part = secrets.token_hex(4)
+    _part = os.urandom(4).hex()
 
 
 def is_owner() -> bool:
@@ -68,4 +69,6 @@ def gather(summary: Summary) -> None:
                     summary.merge(json.load(fh))
             except (OSError, ValueError):
                 continue  # a worker killed while writing: its part is lost, the rest still counts
+    import shutil
+
     shutil.rmtree(directory, ignore_errors=True)
