@@ -31,10 +31,10 @@ _INSTRUMENTED: list[Any] = []  # upstream instrumentors this process switched on
 
 # ours that switch on only once the program imports one of these (the ASGI middleware and its
 # tracing, propagation and profiler modules are a tenth of start-up; a program without an ASGI
-# framework never needs them); the middleware's own module, imported by a program that adds it by
-# hand, is one of them.
+# framework never needs them). The integration's own package is one of them: a program that adds
+# the middleware by hand imports it (its hook runs once the whole package has loaded).
 TRIGGERS = {
-    "asgi": ("uvicorn", "starlette", "fastapi", "django", "otel_perf._internal.integrations.asgi.middleware"),
+    "asgi": ("uvicorn", "starlette", "fastapi", "django", "otel_perf._internal.integrations.asgi"),
 }
 _waiting: dict[str, Any] = {}  # integration -> the telemetry it starts with when triggered
 _hooked: set[str] = set()
