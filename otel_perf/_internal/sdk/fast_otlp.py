@@ -4,9 +4,10 @@ Measured here, the upstream encoder spends ~21 µs of CPU per span building prot
 attribute at a time: more than our whole request path. This module writes the protobuf wire
 format directly and caches the encoded bytes of repeated attributes (method, route, status, ...).
 Spans it does not specialise (events, links, trace state, array or mapping attributes) and every
-resource and scope go through the upstream encoder, so the output always parses to the same
-message (a test checks this against ``encode_spans``). Transport, retries, headers, compression
-and TLS stay the upstream exporter's.
+resource and scope are written by ``otlp_wire``, so the output always parses to the same message
+(a test checks this against ``encode_spans``); protobuf is loaded only for a span of the kinds
+not specialised. Configuration, transport, retries, headers, compression and TLS are the upstream
+exporter's (``otlp_http``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry.exporter.otlp.proto.common._internal import _encode_instrumentation_scope, _encode_resource
-from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _encode_span
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanKind
+
+from otel_perf._internal.sdk import otlp_wire
+from otel_perf._internal.sdk.otlp_http import OTLPHTTPExporter
 
 _KIND = {SpanKind.INTERNAL: 1, SpanKind.SERVER: 2, SpanKind.CLIENT: 3, SpanKind.PRODUCER: 4, SpanKind.CONSUMER: 5}
 _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
@@ -99,6 +99,13 @@ def _encode_attribute(key: str, value: Any) -> bytes:
     return _field(9, _field(1, key.encode("utf-8")) + _field(2, any_value))
 
 
+def _encode_span(span: Any) -> Any:
+    """The upstream encoder's ``Span`` (loads protobuf: only for spans not specialised)."""
+    from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _encode_span as encode_span
+
+    return encode_span(span)
+
+
 def _span(span: Any) -> bytes:
     """One encoded ``Span`` message (without its field tag)."""
     if span.events or span.links:
@@ -142,7 +149,7 @@ def _cached(obj: Any, encode: Any) -> bytes:
     hit = _resource_cache.get(id(obj))
     if hit is not None and hit[0] is obj:
         return hit[1]
-    encoded = encode(obj).SerializeToString()
+    encoded = encode(obj)
     if len(_resource_cache) > 64:
         _resource_cache.clear()
     _resource_cache[id(obj)] = (obj, encoded)
@@ -163,9 +170,9 @@ def encode(spans: Sequence[Any]) -> bytes:
         scopes.setdefault(id(scope), (scope, []))[1].append(encoded)
     out = []
     for resource, scopes in grouped.values():
-        body = [_field(1, _cached(resource, _encode_resource))]
+        body = [_field(1, _cached(resource, otlp_wire.resource))]
         for scope, encoded_spans in scopes.values():
-            scope_body = [_field(1, _cached(scope, _encode_instrumentation_scope))] if scope is not None else []
+            scope_body = [_field(1, _cached(scope, otlp_wire.scope))] if scope is not None else []
             scope_body += [_field(2, s) for s in encoded_spans]
             if scope is not None and scope.schema_url:
                 scope_body.append(_field(3, scope.schema_url.encode("utf-8")))
@@ -176,8 +183,9 @@ def encode(spans: Sequence[Any]) -> bytes:
     return b"".join(out)
 
 
-class FastOTLPSpanExporter(OTLPSpanExporter):
-    """The upstream OTLP/HTTP span exporter with :func:`encode` in place of its encoder."""
+class FastOTLPSpanExporter(OTLPHTTPExporter):
+    """The upstream OTLP/HTTP span exporter's configuration and client with :func:`encode` in
+    place of its encoder."""
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         if self._shutdown:
@@ -185,7 +193,13 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
         try:
             data = encode(spans)
         except Exception:
-            data = encode_spans(spans).SerializePartialToString()
-        if len(data) > self._max_request_size:
-            return super().export(spans)  # upstream reports and drops oversized batches
+            try:
+                from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+                data = encode_spans(spans).SerializePartialToString()
+            except Exception as error:
+                self._logger.error("Failed to encode span batch: %s", error)
+                return SpanExportResult.FAILURE
+        if self._too_large(data, "span"):  # upstream reports and drops oversized batches
+            return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS if self._client.export(data).success else SpanExportResult.FAILURE

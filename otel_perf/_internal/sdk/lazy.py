@@ -45,6 +45,9 @@ class _Lazy:
                 except Exception as exc:
                     log.warning("otel-perf: %s disabled: %s", self._what,
                                 f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
+                from otel_perf._internal.sdk import health
+
+                health.quiet_export_errors()  # the exporter's loggers exist only now
             return self._exporter
 
     @property

@@ -244,10 +244,17 @@ def _span_exporter(kind: str, settings: Settings):
 
         return OTLPSpanExporter()
     if kind == "otlp:http/protobuf":
-        from otel_perf._internal.sdk.fast_otlp import FastOTLPSpanExporter
-        from otel_perf._internal.sdk.http_transport import transport_for
+        from opentelemetry.sdk.trace.export import SpanExportResult
 
-        return FastOTLPSpanExporter(_transport=transport_for("TRACES"))
+        from otel_perf._internal.sdk.lazy import LazySpanExporter
+
+        def build() -> Any:
+            from otel_perf._internal.sdk.fast_otlp import FastOTLPSpanExporter
+            from otel_perf._internal.sdk.http_transport import transport_for
+
+            return FastOTLPSpanExporter(_transport=transport_for("TRACES"))
+
+        return LazySpanExporter(f"{kind} span exporter", build, lambda: SpanExportResult.FAILURE)
     return None
 
 
@@ -272,11 +279,15 @@ def _metric_readers(kind: str, settings: Settings) -> list:
 
         return [PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=interval)]
     if kind == "otlp:http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from otel_perf._internal.sdk.lazy import LazyMetricExporter
 
-        from otel_perf._internal.sdk.http_transport import transport_for
+        def build() -> Any:
+            from otel_perf._internal.sdk.http_transport import transport_for
+            from otel_perf._internal.sdk.otlp_http import metric_exporter
 
-        exporter = OTLPMetricExporter(_transport=transport_for("METRICS"))
+            return metric_exporter(_transport=transport_for("METRICS"))
+
+        exporter = LazyMetricExporter(f"{kind} metrics", build)
         return [PeriodicExportingMetricReader(exporter, export_interval_millis=interval)]
     return []
 
@@ -288,11 +299,18 @@ def _log_exporter(kind: str) -> Any:
     elif kind == "otlp:grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Exporter
     elif kind == "otlp:http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Exporter
+        from opentelemetry.sdk._logs.export import LogRecordExportResult
 
-        from otel_perf._internal.sdk.http_transport import transport_for
+        from otel_perf._internal.sdk.lazy import LazySpanExporter
 
-        return Exporter(_transport=transport_for("LOGS"))
+        def build() -> Any:
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+            from otel_perf._internal.sdk.http_transport import transport_for
+
+            return OTLPLogExporter(_transport=transport_for("LOGS"))
+
+        return LazySpanExporter(f"{kind} log exporter", build, lambda: LogRecordExportResult.FAILURE)
     else:
         return None
     return Exporter()
