@@ -121,6 +121,7 @@ def test_entry_point_prescan_agrees_with_importlib_metadata(tmp_path, monkeypatc
     monkeypatch.setattr(sys, "path", [str(site), str(tmp_path / "site2")])
     assert _may_declare(GROUP)
     assert [ep.name for ep in importlib.metadata.entry_points(group=GROUP)] == ["thing"]
+    assert not _may_declare(GROUP, {"thing"})  # disabled or replaced by ours: no need for the full scan
     archive = tmp_path / "lib.zip"
     archive.write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip on sys.path: the full scan reads it
     monkeypatch.setattr(sys, "path", [str(site), str(archive)])

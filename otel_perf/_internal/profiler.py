@@ -29,7 +29,6 @@ import asyncio.tasks
 import logging
 import os
 import sys
-import sysconfig
 import threading
 from collections import Counter
 from time import perf_counter, sleep, thread_time
@@ -44,10 +43,21 @@ BUDGET = 0.01  # share of wall time the sampler may spend: it backs off when man
 TOP_FRAMES = 3
 EVENT = "otel_perf.profile"
 _OTEL_PERF = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_LIBRARY = tuple(sorted({os.path.abspath(p) + os.sep for p in (
-    *(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")),
-    _OTEL_PERF, *(p for p in sys.path if p.endswith(("site-packages", "dist-packages"))),
-)}))
+_library: tuple[str, ...] | None = None
+
+
+def _library_paths() -> tuple[str, ...]:
+    """Where library code lives (read at the first label: sysconfig and its data are not loaded
+    by a program that never profiles a request)."""
+    global _library
+    if _library is None:
+        import sysconfig
+
+        _library = tuple(sorted({os.path.abspath(p) + os.sep for p in (
+            *(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")),
+            _OTEL_PERF, *(p for p in sys.path if p.endswith(("site-packages", "dist-packages"))),
+        )}))
+    return _library
 
 
 class Watch:
@@ -230,10 +240,11 @@ def _worker_thread(awaiting: list[Any]) -> threading.Thread | None:
 
 def _label(stack: list[Any]) -> str:
     """The innermost application frame (else the innermost frame) as ``file.py:function``."""
+    library = _library or _library_paths()
     for frame in stack:
         code = frame.f_code
         # comprehensions and lambdas are charged to the function that holds them
-        if not code.co_filename.startswith(_LIBRARY) and code.co_filename[:1] != "<" and code.co_name[:1] != "<":
+        if not code.co_filename.startswith(library) and code.co_filename[:1] != "<" and code.co_name[:1] != "<":
             return f"{os.path.basename(code.co_filename)}:{code.co_name}"
     code = stack[0].f_code
     return f"{os.path.basename(code.co_filename)}:{code.co_name}"

@@ -95,7 +95,7 @@ def load_entry_points(telemetry: Any, disabled: set[str]) -> list[str]:
             log.debug("otel-perf: could not uninstrument %r", instrumentor, exc_info=True)
     _INSTRUMENTED.clear()
     loaded: list[str] = []
-    if not _may_declare(GROUP):
+    if not _may_declare(GROUP, disabled | REPLACED):
         return loaded
     from importlib.metadata import entry_points
 
@@ -122,18 +122,18 @@ def load_entry_points(telemetry: Any, disabled: set[str]) -> list[str]:
 _STANDARD_FINDERS = ("BuiltinImporter", "FrozenImporter", "PathFinder")
 
 
-def _may_declare(group: str) -> bool:
-    """False only when no installed distribution declares an entry point in ``group``: a look at
-    the ``entry_points.txt`` files that ``importlib.metadata`` would read, without importing it
-    (with its email, zipfile and pathlib, a tenth of an instrumented program's start-up). Anything
-    it does not recognise (a zip or egg file on sys.path, a finder of distributions of its own)
-    answers True, and the full scan decides."""
+def _may_declare(group: str, ignored: set[str] | frozenset[str] = frozenset()) -> bool:
+    """False only when no installed distribution declares an entry point in ``group`` other than
+    the ``ignored`` names: a look at the ``entry_points.txt`` files that ``importlib.metadata``
+    would read, without importing it (with its email, zipfile and pathlib, a tenth of an
+    instrumented program's start-up and most of a megabyte). Anything it does not recognise (a zip
+    or egg file on sys.path, a finder of distributions of its own) answers True, and the full scan
+    decides."""
     import os
 
     for finder in sys.meta_path:
         if hasattr(finder, "find_distributions") and getattr(finder, "__name__", type(finder).__name__) not in _STANDARD_FINDERS:
             return True
-    marker = f"[{group}]"
     for entry in sys.path:
         entry = entry or "."
         try:
@@ -148,11 +148,28 @@ def _may_declare(group: str) -> bool:
             low = child.lower()
             if not (low.endswith((".dist-info", ".egg-info")) or low == "egg-info"):
                 continue
-            path = os.path.join(entry, child, "entry_points.txt")
             try:
-                with open(path, encoding="utf-8", errors="replace") as fh:
-                    if marker in fh.read():
-                        return True
+                with open(os.path.join(entry, child, "entry_points.txt"), encoding="utf-8", errors="replace") as fh:
+                    text = fh.read()
             except OSError:
                 continue
+            if any(name not in ignored for name in _declared(text, group)):
+                return True
     return False
+
+
+def _declared(text: str, group: str) -> list[str]:
+    """The entry-point names an ``entry_points.txt`` declares in ``group`` (an unreadable line counts
+    as a name nobody ignores)."""
+    names: list[str] = []
+    section = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]").strip()
+        elif section == group:
+            name, sep, _ = line.partition("=")
+            names.append(name.strip() if sep else "\0")
+    return names

@@ -17,6 +17,53 @@ import os
 from typing import Any
 
 
+# The upstream exporters' resolvers (``opentelemetry.exporter.otlp.proto.http._common``), here
+# because importing that module imports importlib.metadata (for credential providers, which a
+# transport of our own never uses); the test suite checks they agree.
+_common_log = logging.getLogger("opentelemetry.exporter.otlp.proto.http._common")
+DEFAULT_ENDPOINT = "http://localhost:4318"
+DEFAULT_TIMEOUT = 10
+DEFAULT_MAX_REQUEST_SIZE = 64 * 1024 * 1024
+
+
+def _endpoint(variable: str, path: str) -> str:
+    endpoint = os.environ.get(variable)
+    if endpoint:
+        return endpoint
+    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_ENDPOINT
+    return f"{base.removesuffix('/')}/{path}"
+
+
+def _compression(variable: str) -> Any:
+    from opentelemetry.exporter.otlp.common import http as _http
+
+    value = (os.environ.get(variable) or os.environ.get("OTEL_EXPORTER_OTLP_COMPRESSION") or "none").lower().strip()
+    try:
+        return _http.Compression.from_str(value)
+    except ValueError:
+        _common_log.warning("Unsupported compression type: %s", value)
+        return _http.Compression.NONE
+
+
+def _timeout(variable: str) -> float:
+    raw = os.environ.get(variable) or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT") or DEFAULT_TIMEOUT
+    try:
+        return float(raw)
+    except ValueError:
+        _common_log.warning("Invalid timeout value %r, using default of %s seconds", raw, DEFAULT_TIMEOUT)
+        return float(DEFAULT_TIMEOUT)
+
+
+def _headers(variable: str) -> dict[str, str]:
+    from opentelemetry.exporter.otlp.proto.http import _OTLP_HTTP_HEADERS
+    from opentelemetry.util.re import parse_env_headers
+
+    headers = {k.lower(): v for k, v in _OTLP_HTTP_HEADERS.items()}
+    headers.update(parse_env_headers(os.environ.get(variable) or os.environ.get("OTEL_EXPORTER_OTLP_HEADERS", ""),
+                                     liberal=True))
+    return headers
+
+
 class OTLPHTTPExporter:
     """What the upstream OTLP/HTTP exporters set up in ``__init__`` for one signal."""
 
@@ -30,28 +77,32 @@ class OTLPHTTPExporter:
     def __init__(self, *, _transport: Any = None) -> None:
         from opentelemetry.exporter.otlp.common import http as _http
         from opentelemetry.exporter.otlp.common._exporter_metrics import create_exporter_metrics
-        from opentelemetry.exporter.otlp.proto.http import _common
         from opentelemetry.semconv._incubating.attributes.otel_attributes import OtelComponentTypeValues
 
         signal = self.signal
         self._logger = logging.getLogger(self.logger_name)
-        self._endpoint = _common._resolve_endpoint(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", self.path)  # noqa: SLF001
-        self._compression = _common._resolve_compression(f"OTEL_EXPORTER_OTLP_{signal}_COMPRESSION")  # noqa: SLF001
-        transport = _transport or _common._build_transport(  # noqa: SLF001
-            None, None, None,
-            f"OTEL_EXPORTER_OTLP_{signal}_CERTIFICATE",
-            f"OTEL_EXPORTER_OTLP_{signal}_CLIENT_KEY",
-            f"OTEL_EXPORTER_OTLP_{signal}_CLIENT_CERTIFICATE",
-            session=_common._load_session_from_envvar(f"OTEL_PYTHON_EXPORTER_OTLP_HTTP_{signal}_CREDENTIAL_PROVIDER"),  # noqa: SLF001
-        )
-        self._max_request_size = _common._DEFAULT_MAX_REQUEST_SIZE  # noqa: SLF001
+        self._endpoint = _endpoint(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", self.path)
+        self._compression = _compression(f"OTEL_EXPORTER_OTLP_{signal}_COMPRESSION")
+        transport = _transport
+        if transport is None:  # requests, as upstream builds it (credential provider included)
+            from opentelemetry.exporter.otlp.proto.http import _common
+
+            transport = _common._build_transport(  # noqa: SLF001
+                None, None, None,
+                f"OTEL_EXPORTER_OTLP_{signal}_CERTIFICATE",
+                f"OTEL_EXPORTER_OTLP_{signal}_CLIENT_KEY",
+                f"OTEL_EXPORTER_OTLP_{signal}_CLIENT_CERTIFICATE",
+                session=_common._load_session_from_envvar(  # noqa: SLF001
+                    f"OTEL_PYTHON_EXPORTER_OTLP_HTTP_{signal}_CREDENTIAL_PROVIDER"),
+            )
+        self._max_request_size = DEFAULT_MAX_REQUEST_SIZE
         self._client = _http._OTLPHTTPClient(  # noqa: SLF001
             transport=transport,
             endpoint=self._endpoint,
             kind=self.kind,
-            timeout=_common._resolve_timeout(f"OTEL_EXPORTER_OTLP_{signal}_TIMEOUT"),  # noqa: SLF001
+            timeout=_timeout(f"OTEL_EXPORTER_OTLP_{signal}_TIMEOUT"),
             compression=self._compression,
-            headers=_common._resolve_headers(None, f"OTEL_EXPORTER_OTLP_{signal}_HEADERS"),  # noqa: SLF001
+            headers=_headers(f"OTEL_EXPORTER_OTLP_{signal}_HEADERS"),
             logger=self._logger,
         )
         self._shutdown = False
