@@ -87,11 +87,34 @@ def test_the_asgi_integration_switches_on_when_a_framework_is_imported(otlp_http
     assert result.returncode == 0 and "switched on" in result.stdout, result.stderr
 
 
-def test_logs_sdk_only_with_a_logs_exporter(otlp_http, no_requests_env):
+LOGS_PROGRAM = """
+import json, logging, sys
+from opentelemetry._logs import get_logger_provider
+from otel_perf._internal.sdk import providers
+first = 'opentelemetry.sdk._logs' in sys.modules
+logging.getLogger('app').info('below the level: nothing to export')
+info = 'opentelemetry.sdk._logs' in sys.modules
+logging.getLogger('app').warning('exported')
+after = 'opentelemetry.sdk._logs' in sys.modules
+assert providers.current().logger_provider.force_flush(10_000)
+print(json.dumps([first, info, after, get_logger_provider() is providers.current().logger_provider]))
+"""
+
+
+def test_logs_sdk_only_with_a_logs_exporter_and_a_record(otlp_http, no_requests_env):
     logs = ["opentelemetry.sdk._logs"]
     common = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_http.endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
-    assert imported(logs, OTEL_LOGS_EXPORTER="none", **common)[0] == []
-    assert imported(logs, **common)[0] == logs
+    assert imported(logs, OTEL_LOGS_EXPORTER="none", **common) == ([], [])
+    result = subprocess.run([str(BIN / "otel-perf"), "run", "python", "-c", LOGS_PROGRAM],
+                            env=env(OTEL_PERF_SUMMARY="false", **common), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    first, info, after, global_is_ours = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (first, info, after) == (False, False, True)  # loaded by the first record the tap takes
+    assert global_is_ours  # the API's logger provider is ours from the start
+    with otlp_http.lock:
+        bodies = [r.body.string_value for req in otlp_http.logs for rl in req.resource_logs for sl in rl.scope_logs
+                  for r in sl.log_records]
+    assert bodies == ["exported"]
 
 
 # -- the entry-point pre-scan ------------------------------------------------------------------

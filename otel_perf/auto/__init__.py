@@ -11,14 +11,18 @@ import sys
 def boot() -> None:
     """Configure from the environment; bad configuration exits with one line, anything else warns."""
     try:
-        from otel_perf._internal import lifecycle
         from otel_perf._internal.config.errors import ConfigError
         from otel_perf._internal.config.settings import Settings
     except Exception as exc:
         print(f"otel-perf: telemetry disabled, start-up failed: {exc!r}", file=sys.stderr, flush=True)
         return
     try:
-        lifecycle.start(Settings.resolve(), entry_points=True)
+        settings = Settings.resolve()  # validated even when off: bad configuration is still an error
+        if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return  # the specification's off switch: not even the SDK is imported
+        from otel_perf._internal import lifecycle
+
+        lifecycle.start(settings, entry_points=True)
     except ConfigError as exc:  # only invalid explicit configuration stops the program: one line
         print(f"otel-perf: invalid configuration: {exc}", file=sys.stderr, flush=True)
         os._exit(2)

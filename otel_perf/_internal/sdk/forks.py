@@ -55,7 +55,7 @@ def abandon(telemetry: Any) -> None:
     except Exception:
         pass
     try:
-        logs = telemetry.logger_provider
+        logs = getattr(telemetry.logger_provider, "built", telemetry.logger_provider)  # never built: nothing to silence
         if logs is not None:
             for processor in logs._multi_log_record_processor._log_record_processors:  # noqa: SLF001
                 batch = getattr(processor, "_batch_processor", processor)

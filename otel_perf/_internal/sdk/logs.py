@@ -37,19 +37,108 @@ def diagnostics() -> logging.Logger:
 
 
 def start(exporters: list[Any], resource: Any, level: int = logging.WARNING) -> Any:
-    """A LoggerProvider exporting to ``exporters``, fed by the tap; returns the provider."""
+    """A LoggerProvider exporting to ``exporters``, fed by the tap; returns the provider.
+
+    The SDK's logs package, its batch processor and thread are set up at the first record the
+    tap takes (or the first use of the provider through the API): a program that logs nothing at
+    WARNING never loads them. The global logger provider is ours from the start."""
     global _tap
     from opentelemetry._logs import set_logger_provider
-    from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
-    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    for exporter in exporters:
-        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    provider = _lazy_provider_class()(exporters, resource, level)
     set_logger_provider(provider)
-    _tap = _handler_class()(level=level, logger_provider=provider)
+    _tap = _PendingTap(provider, level)
     logging.Logger.callHandlers = _call_handlers  # type: ignore[method-assign]
     return provider
+
+
+class _PendingTap:
+    """The tap until the first record: builds the provider and hands over to its handler."""
+
+    def __init__(self, provider: Any, level: int):
+        self.provider = provider
+        self.level = level
+
+    def handle(self, record: logging.LogRecord) -> None:
+        global _tap
+        handler = self.provider.handler()
+        if handler is None:
+            return
+        if _tap is self:
+            _tap = handler
+        handler.handle(record)
+
+
+_lazy_provider: Any = None
+
+
+def _lazy_provider_class() -> Any:
+    global _lazy_provider
+    if _lazy_provider is not None:
+        return _lazy_provider
+    import threading
+
+    from opentelemetry._logs import LoggerProvider as ApiLoggerProvider
+
+    class LazyLoggerProvider(ApiLoggerProvider):
+        """The SDK LoggerProvider, built at its first use; everything else is delegated to it."""
+
+        def __init__(self, exporters: list[Any], resource: Any, level: int):
+            self.built: Any = None  # the SDK provider, once something needed it
+            self._handler: Any = None
+            self._setup: Any = (exporters, resource, level)
+            self._lock = threading.Lock()
+
+        def _build(self) -> Any:
+            if self.built is None and self._setup is not None:
+                with self._lock:
+                    if self.built is None and self._setup is not None:
+                        from opentelemetry.sdk._logs import LoggerProvider
+                        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+                        from otel_perf._internal.sdk import health
+
+                        (exporters, resource, level), self._setup = self._setup, None
+                        provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+                        for exporter in exporters:
+                            provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+                        self._handler = _handler_class()(level=level, logger_provider=provider)
+                        self.built = provider
+                        health.quiet_export_errors()  # the SDK's logs loggers exist only now
+            return self.built
+
+        def handler(self) -> Any:
+            self._build()
+            return self._handler
+
+        def get_logger(self, name: str, version: str | None = None, schema_url: str | None = None,
+                       attributes: Any = None) -> Any:
+            provider = self._build()
+            if provider is None:  # shut down before any use
+                from opentelemetry._logs import NoOpLogger
+
+                return NoOpLogger(name, version=version, schema_url=schema_url, attributes=attributes)
+            return provider.get_logger(name, version=version, schema_url=schema_url, attributes=attributes)
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return True if self.built is None else self.built.force_flush(timeout_millis)
+
+        def shutdown(self) -> None:
+            with self._lock:
+                self._setup = None  # never built after shutdown
+            if self.built is not None:
+                self.built.shutdown()
+
+        def __getattr__(self, name: str) -> Any:  # the SDK provider's own API (add_log_record_processor...)
+            if name.startswith("__") or name in ("built", "_handler", "_setup", "_lock"):
+                raise AttributeError(name)
+            provider = self._build()
+            if provider is None:
+                raise AttributeError(name)
+            return getattr(provider, name)
+
+    _lazy_provider = LazyLoggerProvider
+    return _lazy_provider
 
 
 def stop() -> None:

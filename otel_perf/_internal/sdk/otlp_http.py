@@ -16,7 +16,6 @@ import logging
 import os
 from typing import Any
 
-
 # The upstream exporters' resolvers (``opentelemetry.exporter.otlp.proto.http._common``), here
 # because importing that module imports importlib.metadata (for credential providers, which a
 # transport of our own never uses); the test suite checks they agree.

@@ -299,8 +299,6 @@ def _log_exporter(kind: str) -> Any:
     elif kind == "otlp:grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Exporter
     elif kind == "otlp:http/protobuf":
-        from opentelemetry.sdk._logs.export import LogRecordExportResult
-
         from otel_perf._internal.sdk.lazy import LazySpanExporter
 
         def build() -> Any:
@@ -310,7 +308,12 @@ def _log_exporter(kind: str) -> Any:
 
             return OTLPLogExporter(_transport=transport_for("LOGS"))
 
-        return LazySpanExporter(f"{kind} log exporter", build, lambda: LogRecordExportResult.FAILURE)
+        def failure() -> Any:
+            from opentelemetry.sdk._logs.export import LogRecordExportResult
+
+            return LogRecordExportResult.FAILURE
+
+        return LazySpanExporter(f"{kind} log exporter", build, failure)
     else:
         return None
     return Exporter()
