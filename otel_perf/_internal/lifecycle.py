@@ -13,6 +13,7 @@ import atexit
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +23,6 @@ from otel_perf._internal.config.settings import Settings
 from otel_perf._internal.patching import when_imported
 from otel_perf._internal.sdk import forks, providers
 from otel_perf._internal.sdk import logs as sdk_logs
-from otel_perf._internal.summary import shared
 
 log = logging.getLogger("otel_perf")
 _lock = threading.RLock()  # shutdown may run from a signal handler on the thread that holds it
@@ -54,6 +54,8 @@ def start(settings: Settings, entry_points: bool = True, span_processors: Sequen
             local = providers.plan_announcement(settings)
             providers.name_service(settings)
             if providers.summary_wanted(settings, local):
+                from otel_perf._internal.summary import shared
+
                 shared.join()
                 if shared.is_owner():
                     atexit.register(_merge_summaries, settings)
@@ -69,6 +71,8 @@ def _start(settings: Settings, entry_points: bool, extras: dict[str, Any], plan:
                     f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
         return
     if telemetry.summary is not None:
+        from otel_perf._internal.summary import shared
+
         shared.join()  # the first process of the service merges the others' summaries
     try:
         integrations.install(telemetry, entry_points=entry_points)
@@ -118,6 +122,8 @@ def flush(timeout: float | None = None) -> None:
     if telemetry.summary is not None:
         # A pre-fork worker may die of the signal its server re-raises (no atexit): leave its part now.
         try:
+            from otel_perf._internal.summary import shared
+
             shared.leave(telemetry.summary)
         except Exception:
             log.debug("otel-perf: could not leave the summary part", exc_info=True)
@@ -146,7 +152,9 @@ def _after_fork() -> None:
     ``service.instance.id``, an empty summary and threads of their own, start in the child."""
     global _deferred, _lock
     _lock = threading.RLock()
-    shared.forked()
+    shared = sys.modules.get("otel_perf._internal.summary.shared")  # none loaded: no summary to share
+    if shared is not None:
+        shared.forked()
     if _started is None:
         return
     inherited = providers.take_current()
@@ -168,7 +176,7 @@ def _after_fork() -> None:
 def _merge_summaries(settings: Settings) -> None:
     """A supervisor's exit: one summary for every worker's requests."""
     try:
-        from otel_perf._internal.summary import Summary
+        from otel_perf._internal.summary import Summary, shared
 
         summary = Summary(settings.slo, service=os.environ.get(workers.DEFAULT_ENV, settings.service_name or ""))
         shared.gather(summary)
@@ -194,6 +202,8 @@ def _flush(timeout: float | None) -> None:
         return
     if telemetry.summary is not None:
         try:
+            from otel_perf._internal.summary import shared
+
             if not shared.leave(telemetry.summary):  # a worker leaves its part to the first process
                 shared.gather(telemetry.summary)
                 telemetry.summary.emit(telemetry.settings.summary_file)
