@@ -9,7 +9,9 @@ post-import hook patches each one the moment the program imports it. The hooks a
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
+import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -21,6 +23,11 @@ log = logging.getLogger("otel_perf")
 
 def when_imported(name: str, patch: Callable[[ModuleType], None]) -> None:
     """Call ``patch(module)`` now if ``name`` is imported, else right after its import."""
+    module = sys.modules.get(name)
+    if module is not None and getattr(getattr(module, "__spec__", None), "_initializing", False):
+        # Another thread is still executing it (it is in sys.modules from the start): patching now
+        # would meet a half-built module. importlib waits for that import to finish.
+        importlib.import_module(name)
     wrapt.register_post_import_hook(lambda module: _apply(patch, module), name)
 
 
