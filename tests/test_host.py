@@ -8,6 +8,7 @@ import asyncio
 import gc
 import http.client as httpclient
 import logging
+import os
 import random
 import socket
 import string
@@ -276,6 +277,74 @@ def test_a_broken_exporter_library_disables_that_exporter_not_the_program(tmp_pa
     assert "span exporter disabled: ImportError: libgrpc.so" in result.stderr
 
 
+def installed_instrumentations(root, **modules: str):
+    """Fake installed distributions, one per ``name=source``: each declares an
+    ``opentelemetry_instrumentor`` entry point ``name`` -> ``name:Instrumentor`` in module ``source``."""
+    root.mkdir()
+    for name, source in modules.items():
+        (root / f"{name}.py").write_text(source)
+        info = root / f"{name}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[opentelemetry_instrumentor]\n{name} = {name}:Instrumentor\n")
+    return root
+
+
+INSTRUMENTOR = (
+    "import sys\n"
+    "class Instrumentor:\n"
+    "    def instrument(self, **kwargs):\n"
+    "        {body}\n"
+    "    def uninstrument(self, **kwargs):\n"
+    "        pass\n"
+)
+
+
+@pytest.mark.parametrize("launcher", ["otel-perf run", "opentelemetry-instrument"])
+def test_a_failing_instrumentation_is_skipped_the_others_load(tmp_path, launcher):
+    """Third-party instrumentations that fail to import (a native library for another libc) or to
+    instrument (a library version they do not know) cost a warning; the program runs and the
+    instrumentations after them still load. Upstream's loader re-raises the second kind into the program."""
+    first = installed_instrumentations(
+        tmp_path / "first",
+        aa_native="raise ImportError('libnative.so: cannot open shared object file')\n",
+        ab_version=INSTRUMENTOR.format(body="raise AttributeError(\"module 'lib' has no attribute 'Client'\")"),
+        ac_missing=INSTRUMENTOR.format(body="import lib_submodule_gone  # noqa"),
+    )
+    last = installed_instrumentations(
+        tmp_path / "last", zz_good=INSTRUMENTOR.format(body="print('zz_good instrumented', file=sys.stderr)"))
+    argv = [str(BIN / "otel-perf"), "run"] if launcher == "otel-perf run" else [str(BIN / "opentelemetry-instrument")]
+    result = subprocess.run([*argv, sys.executable, "-c", "print('still running')"], capture_output=True, text=True,
+                            timeout=60, env=env(PYTHONPATH=f"{first}{os.pathsep}{last}", OTEL_TRACES_EXPORTER="none",
+                                                OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none",
+                                                OTEL_PERF_SUMMARY="false"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "still running\n"
+    assert "zz_good instrumented" in result.stderr, result.stderr
+    assert "Failed to auto initialize" not in result.stderr, result.stderr
+    for name in ("aa_native", "ab_version"):  # each named once in a warning (upstream skips ImportErrors itself)
+        assert name in result.stderr, result.stderr
+
+
+def test_a_third_party_import_error_in_our_integration_is_a_warning(monkeypatch, tmp_path, caplog):
+    """One of our integrations whose dependency is missing or broken is switched off with a warning;
+    configure() does not raise and the other integrations are installed."""
+    from otel_perf._internal import integrations
+
+    (tmp_path / "needs_gone_lib.py").write_text("import gone_lib  # a dependency removed by a partial upgrade\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "fine_integration.py").write_text("INSTALLED = []\ndef install(t):\n    INSTALLED.append(t)\n")
+    monkeypatch.setattr(integrations, "OURS", {"gone": "needs_gone_lib", "fine": "fine_integration"})
+    telemetry = type("Telemetry", (), {"settings": Settings.resolve({"summary": "false"}, environ={})})()
+    with caplog.at_level(logging.WARNING, logger="otel_perf"):
+        integrations.install(telemetry, entry_points=False)
+    import fine_integration
+
+    assert fine_integration.INSTALLED == [telemetry]
+    assert any("could not enable gone instrumentation" in r.getMessage() and r.exc_info
+               and r.exc_info[1].name == "gone_lib" for r in caplog.records), caplog.text
+
+
 def test_spec_valid_settings_run(tmp_path, otlp_http):
     code = "from opentelemetry import trace\ntrace.get_tracer('app').start_span('listed').end()\nprint('still running')\n"
     result = run_program(tmp_path, code, OTEL_EXPORTER_OTLP_ENDPOINT=otlp_http.endpoint,
@@ -412,3 +481,35 @@ def test_the_stat_statements_poller_gives_up_on_a_hanging_server():
             poller.poll()
     finally:
         hanging.close()
+
+
+# -- import hooks ----------------------------------------------------------------------------------
+
+HOOK_DURING_IMPORT = """
+import threading
+from otel_perf._internal import patching
+
+import gate
+thread = threading.Thread(target=__import__, args=("half_built",))
+thread.start()
+assert gate.inside.wait(10), "half_built never started executing"
+seen = []
+def patch(module):
+    seen.append(module.Client.__name__)  # defined at the end of the module
+threading.Timer(0.5, gate.finish.set).start()
+patching.when_imported("half_built", patch)
+thread.join(10)
+print(seen)
+"""
+
+
+def test_a_hook_registered_while_another_thread_imports_the_module_patches_the_whole_module(tmp_path):
+    """configure() on one thread while another is still executing psycopg's import: the module is
+    already in sys.modules, half built; the patch must see it whole, not fail on a missing class."""
+    (tmp_path / "gate.py").write_text("import threading\ninside, finish = threading.Event(), threading.Event()\n")
+    (tmp_path / "half_built.py").write_text(
+        "import gate\ngate.inside.set()\ngate.finish.wait(10)\nclass Client:\n    pass\n")
+    result = subprocess.run([sys.executable, "-c", HOOK_DURING_IMPORT], capture_output=True, text=True, timeout=60,
+                            env=env(PYTHONPATH=str(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "['Client']\n", result.stdout + result.stderr

@@ -14,6 +14,7 @@ importlib.metadata) was a fifth of an instrumented program's start-up.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import sys
 import threading
@@ -31,6 +32,11 @@ _finder: Any = None
 def when_imported(name: str, patch: Callable[[ModuleType], None]) -> None:
     """Call ``patch(module)`` now if ``name`` is imported, else right after its import."""
     global _finder
+    module = sys.modules.get(name)
+    if module is not None and getattr(getattr(module, "__spec__", None), "_initializing", False):
+        # Another thread is still executing it (it is in sys.modules from the start): patching now
+        # would meet a half-built module. importlib waits for that import to finish.
+        importlib.import_module(name)
     with _lock:
         if _finder is None:
             _finder = _HookFinder()

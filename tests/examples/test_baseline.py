@@ -156,11 +156,13 @@ def test_baseline_from_prometheus(timeline_dsn, tmp_path, start_prometheus):
         scraped_after(time.time())
         _drive(users=4, requests=200, scenario=SCENARIO)(url)
         scraped_after(time.time())
-        saved = subprocess.run([OTEL_PERF, "baseline", "save", str(baseline), "--prometheus", prometheus.url,
-                                "--window", "1m"], capture_output=True, text=True)
+        # One evaluation time for both: a window that slid between them would judge other requests.
+        at = ["--window", "1m", "--at", str(time.time())]
+        saved = subprocess.run([OTEL_PERF, "baseline", "save", str(baseline), "--prometheus", prometheus.url, *at],
+                               capture_output=True, text=True)
         assert saved.returncode == 0, saved.stderr
-        again = subprocess.run([OTEL_PERF, "baseline", "check", str(baseline), "--prometheus", prometheus.url,
-                                "--window", "1m", "--min-samples", "1"], capture_output=True, text=True)
+        again = subprocess.run([OTEL_PERF, "baseline", "check", str(baseline), "--prometheus", prometheus.url, *at,
+                                "--min-samples", "1"], capture_output=True, text=True)
         assert again.returncode == 0, again.stdout + again.stderr
 
     run_example(timeline_dsn, tmp_path / "summary.json", drive, OTEL_METRICS_EXPORTER="prometheus",

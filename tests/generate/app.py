@@ -34,7 +34,7 @@ async def fail(request):
 
 def db_slow(request):
     with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute("SELECT pg_sleep(0.15)")
+        conn.execute("SELECT pg_sleep(0.11)")  # slow (> 100 ms), with room below the 200 ms route SLA
     return PlainTextResponse("db")
 
 

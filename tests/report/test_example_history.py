@@ -131,10 +131,11 @@ def test_report_and_slo_dashboards_on_the_example_service(example, history_dir, 
     files = render(sla.DEFAULT, rules.Timing(evaluation=1), collector=False)  # production windows, 1s evaluation
     rule_files = {Path(k).name: v for k, v in files.items() if k.startswith(PROMETHEUS_DIRS)}
     prom = prometheus_on(config, rule_files)
-    # The 1h SLIs' recent history too (hourly, the last six hours), as if the rules had been running:
-    # Sloth's month panel sums slo:sli_error:ratio_rate1h at whole hours. Two passes, because the Sloth
-    # SLIs read otel-perf's recordings; Prometheus restarted to load each pass's blocks.
-    hourly = render(sla.DEFAULT, rules.Timing(evaluation=3600), collector=False)
+    # The 1h SLIs' recent history too (the last six hours), as if the rules had been running: Sloth's
+    # month panel sums slo:sli_error:ratio_rate1h at whole hours, each within the 5m lookback. The
+    # backfill steps from an offset hashed from the rule file's path, so a step under 5m, not 1h. Two
+    # passes, because the Sloth SLIs read otel-perf's recordings; Prometheus restarted for each pass's blocks.
+    hourly = render(sla.DEFAULT, rules.Timing(evaluation=60), collector=False)
     for name in ("slo.yml", "sloth.yml"):
         doc = yaml.safe_load(hourly[f"{RULES_DIR}/{name}"])
         for group in doc["groups"]:
