@@ -115,31 +115,43 @@ span_context = _span_context_builder()
 
 # -- sampling ------------------------------------------------------------------------------------
 
-Decider = Callable[[SpanContext | None, int], Decision]
+# What a decider returns: the decision, and whether the span keeps the attributes it was given
+# (the SDK's samplers return none with a DROP, which AlwaysRecordSampler turns into RECORD_ONLY).
+DROPPED = (_DROP, False)
+RECORDED = (_RECORD_ONLY, True)
+RECORDED_BARE = (_RECORD_ONLY, False)
+SAMPLED = (_SAMPLE, True)
+_STATIC = {_DROP: DROPPED, _RECORD_ONLY: RECORDED, _SAMPLE: SAMPLED}
+Decider = Callable[[SpanContext | None, int], tuple[Decision, bool]]
 
 
 def decider(sampler: Any) -> Decider | None:
-    """A function (valid parent or None, trace id) -> Decision giving the decision
+    """A function (valid parent or None, trace id) -> (decision, attributes kept) giving what
     ``sampler.should_sample`` would give, for the SDK's own samplers; None for any other (or
     for SDK internals this module does not know). The trace state of these samplers' results
     is always the parent's."""
     try:
         kind = type(sampler)
         if kind is StaticSampler:
-            decision = sampler._decision  # noqa: SLF001
-            if not isinstance(decision, Decision):
-                return None
-            return lambda parent, trace_id: decision
+            result = _STATIC[sampler._decision]  # noqa: SLF001
+            return lambda parent, trace_id: result
         if kind is TraceIdRatioBased:
             bound, limit = sampler.bound, TraceIdRatioBased.TRACE_ID_LIMIT
             if not isinstance(bound, int):
                 return None
-            return lambda parent, trace_id: _SAMPLE if trace_id & limit < bound else _DROP
+            return lambda parent, trace_id: SAMPLED if trace_id & limit < bound else DROPPED
         if kind is AlwaysRecordSampler:
             root = decider(sampler._root)  # noqa: SLF001
             if root is None:
                 return None
-            return lambda parent, trace_id: _RECORD_ONLY if (d := root(parent, trace_id)) is _DROP else d
+
+            def always_record(parent: SpanContext | None, trace_id: int) -> tuple[Decision, bool]:
+                result = root(parent, trace_id)
+                if result[0] is _DROP:
+                    return RECORDED if result[1] else RECORDED_BARE
+                return result
+
+            return always_record
         if kind is ParentBased:
             parts = [decider(getattr(sampler, name)) for name in (
                 "_root", "_remote_parent_sampled", "_remote_parent_not_sampled", "_local_parent_sampled",
@@ -148,7 +160,7 @@ def decider(sampler: Any) -> Decider | None:
                 return None
             root, remote_sampled, remote_not_sampled, local_sampled, local_not_sampled = parts
 
-            def parent_based(parent: SpanContext | None, trace_id: int) -> Decision:
+            def parent_based(parent: SpanContext | None, trace_id: int) -> tuple[Decision, bool]:
                 if parent is None:
                     return root(parent, trace_id)
                 if parent.is_remote:
@@ -172,12 +184,13 @@ class SpanTemplate:
     """What every span of one kind of operation shares. Never changed once built; ``otlp`` is
     the exporter's cache of its encoding (filled at the first export)."""
 
-    __slots__ = ("name", "kind", "attributes", "status", "scope", "info", "otlp")
+    __slots__ = ("name", "kind", "given", "attributes", "status", "scope", "info", "otlp")
 
-    def __init__(self, name: str, kind: SpanKind, attributes: Any, status: Status, scope: Any, info: Any):
+    def __init__(self, name: str, kind: SpanKind, given: Any, attributes: Any, status: Status, scope: Any, info: Any):
         self.name = name
         self.kind = kind
-        self.attributes = attributes
+        self.given = given  # the attributes as given: what a sampler is shown
+        self.attributes = attributes  # after the span limits: the span's
         self.status = status
         self.scope = scope
         self.info = info
@@ -237,7 +250,7 @@ class FinishedSpans:
                                  max_value_len=limits.max_span_attribute_length)
 
     def template(self, name: str, attributes: Any, status: Status = UNSET) -> SpanTemplate:
-        return SpanTemplate(name, self.kind, self.bounded(attributes), status, self.scope, self._info)
+        return SpanTemplate(name, self.kind, attributes, self.bounded(attributes), status, self.scope, self._info)
 
     # -- emitting -------------------------------------------------------------------------------
 
@@ -263,7 +276,9 @@ class FinishedSpans:
         else:
             decide = self._decide if tracer.sampler is self._sampler else None
             if decide is not None:
-                decision = decide(parent, trace_id)
+                decision, kept = decide(parent, trace_id)
+                if not kept:
+                    sampler_attributes = {}
             else:
                 result = tracer.sampler.should_sample(None, trace_id, name, self.kind, attributes)
                 decision, trace_state, sampler_attributes = result.decision, result.trace_state, result.attributes
@@ -280,8 +295,8 @@ class FinishedSpans:
     def emit(self, template: SpanTemplate, start: int, end: int, force_sample: bool = False) -> SpanContext | None:
         """Record one span of ``template``; its span context, or None if it is not recorded."""
         if not self.fast:
-            return self.emit_span(template.name, template.attributes, start, end, (), template.status, force_sample)
-        started = self._start(template.name, template.attributes, force_sample)
+            return self.emit_span(template.name, template.given, start, end, (), template.status, force_sample)
+        started = self._start(template.name, template.given, force_sample)
         if started is None:
             return None
         parent, context, sampler_attributes = started

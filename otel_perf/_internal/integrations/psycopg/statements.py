@@ -3,12 +3,14 @@
 The hot path is short on purpose (the per-query overhead is a headline figure):
 - the span is created *after* the statement, with explicit start/end times, so every attribute
   (including "slow") is known when the sampler runs; it is built finished, in one step
-  (``SpanEmitter``), and never attached as the current context;
-- the statement's shape and attribute dicts are cached per connection and statement string;
-- ``db.client.operation.duration`` values are queued (a deque append) and recorded into the
-  histogram when the SDK collects metrics; only slow statements are recorded at once, in their
-  span's context, so their exemplar points at the trace. The queue is bounded: when it is full
-  values are recorded directly.
+  (``SpanEmitter``, ``sdk/finished_spans``), and never attached as the current context; an
+  ordinary execution's span comes from its statement's template, whose OTLP encoding the
+  exporter prepares once;
+- the statement's shape, attribute dicts and span template are cached per connection and
+  statement string;
+- ``db.client.operation.duration`` is pre-aggregated per series (``sdk/deferred``) and handed to
+  the SDK at collection; only slow statements are recorded at once, in their span's context, so
+  their exemplar points at the trace.
 Nothing here raises into the application: a failure is logged once and the statement's own
 result or exception is returned unchanged.
 """
