@@ -33,7 +33,8 @@ from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _en
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanContext, SpanKind
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE as _DEFAULT_STATE
 
 from otel_perf._internal.sdk.finished_spans import FinishedSpan, SpanTemplate
 
@@ -61,6 +62,7 @@ _pack_parent = struct.Struct(">HQ").pack  # parent_span_id (4)
 _pack_times = struct.Struct("<BQBQ").pack  # start (7) and end (8) time, fixed64
 _MASK64 = (1 << 64) - 1
 _SMALL = [bytes([n]) for n in range(0x80)]
+_NOTHING = object()
 
 
 class _Unsupported(Exception):
@@ -242,38 +244,14 @@ class _Prepared:
         self.head_child = b"\x12" + _varint(size + 10)  # and parent_span_id
 
 
-def _prepared(template: SpanTemplate) -> _Prepared | None:
-    prepared = template.otlp
-    if prepared is None:
-        try:
-            prepared = _Prepared(template)
-        except Exception:
-            prepared = False  # encoded span by span (and upstream where it must)
-        template.otlp = prepared
-    return prepared or None
-
-
-def _finished(span: FinishedSpan, out: list[bytes]) -> bool:
-    """Append the field-2 encoding of ``span`` to ``out`` from its template; False if the span
-    needs the general path (a trace state, a zero time, no prepared template)."""
-    prepared = _prepared(span._template)  # noqa: SLF001
-    ctx = span._context  # noqa: SLF001
-    start, end = span._start_time, span._end_time  # noqa: SLF001
-    if prepared is None or ctx.trace_state or not (start and end):
-        return False
-    trace_id = ctx.trace_id
+def _prepare(template: SpanTemplate) -> _Prepared | bool:
+    """The template's encoding, made once (False: its spans are encoded one by one)."""
     try:
-        ids = _pack_ids(0x0A10, trace_id >> 64, trace_id & _MASK64, 0x1208, ctx.span_id)
-        times = _pack_times(0x39, start, 0x41, end)
-        parent = span._parent  # noqa: SLF001
-        if parent is None:
-            out += (prepared.head_root, ids, prepared.middle, times, prepared.tail_local)
-        else:
-            out += (prepared.head_child, ids, _pack_parent(0x2208, parent.span_id), prepared.middle, times,
-                    prepared.tail_remote if parent.is_remote else prepared.tail_local)
-    except struct.error:  # ids or times out of range: the upstream encoder decides
-        return False
-    return True
+        prepared: _Prepared | bool = _Prepared(template)
+    except Exception:
+        prepared = False  # encoded span by span (and by the upstream encoder where it must)
+    template.otlp = prepared
+    return prepared
 
 
 _resource_cache: dict[int, tuple[Any, bytes]] = {}
@@ -305,21 +283,47 @@ def encode(spans: Sequence[Any]) -> bytes:
     # (Resource.__hash__ serialises the resource to JSON), then by equality as a dict would.
     groups: list[list[Any]] = []
     by_id: dict[tuple[int, int], list[bytes]] = {}
-    last_key: tuple[int, int] | None = None
+    last_resource: Any = _NOTHING
+    last_scope: Any = _NOTHING
     out: list[bytes] = []
     for span in spans:
-        if type(span) is FinishedSpan:
+        finished = type(span) is FinishedSpan
+        if finished:
             resource, scope = span._resource, span._instrumentation_scope or None  # noqa: SLF001
         else:
             resource, scope = span.resource, span.instrumentation_scope or None
-        key = (id(resource), id(scope))
-        if key != last_key:
+        if resource is not last_resource or scope is not last_scope:
+            key = (id(resource), id(scope))
             out = by_id.get(key)  # type: ignore[assignment]
             if out is None:
                 out = by_id[key] = _group(groups, resource, scope)
-            last_key = key
-        if type(span) is FinishedSpan and _finished(span, out):
-            continue
+            last_resource, last_scope = resource, scope
+        if finished:  # from its template's prepared encoding, when nothing calls for the general path
+            prepared = span._template.otlp  # noqa: SLF001
+            if prepared is None:
+                prepared = _prepare(span._template)  # noqa: SLF001
+            ctx = span._context  # noqa: SLF001
+            start, end = span._start_time, span._end_time  # noqa: SLF001
+            if prepared and type(ctx) is SpanContext and start and end:
+                # SpanContext: (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid)
+                trace_state = ctx[4]
+                if trace_state is _DEFAULT_STATE or not trace_state:
+                    trace_id = ctx[0]
+                    parent = span._parent  # noqa: SLF001
+                    try:
+                        if parent is None:
+                            out += (prepared.head_root,
+                                     _pack_ids(0x0A10, trace_id >> 64, trace_id & _MASK64, 0x1208, ctx[1]),
+                                     prepared.middle, _pack_times(0x39, start, 0x41, end), prepared.tail_local)
+                        else:
+                            out += (prepared.head_child,
+                                    _pack_ids(0x0A10, trace_id >> 64, trace_id & _MASK64, 0x1208, ctx[1]),
+                                    _pack_parent(0x2208, parent.span_id), prepared.middle,
+                                    _pack_times(0x39, start, 0x41, end),
+                                    prepared.tail_remote if parent.is_remote else prepared.tail_local)
+                        continue
+                    except struct.error:  # ids or times out of range: the general path decides
+                        pass
         encoded = _encoded_span(span)
         out += (b"\x12", _varint(len(encoded)), encoded)
     body = []

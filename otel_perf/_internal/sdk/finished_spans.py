@@ -36,7 +36,8 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan, SynchronousMultiSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     AlwaysRecordSampler,
@@ -51,12 +52,14 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 UNSET = Status(StatusCode.UNSET)
+_new_tuple = tuple.__new__
 _DROP, _RECORD_ONLY, _SAMPLE = Decision.DROP, Decision.RECORD_ONLY, Decision.RECORD_AND_SAMPLE
 _MAX_TRACE_ID, _MAX_SPAN_ID = (1 << 128) - 1, (1 << 64) - 1
 # The trace flags the SDK gives a new span: sampled or not, random trace id or not.
 _FLAGS = {(sampled, rand): TraceFlags((TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
                                       | (TraceFlags.RANDOM_TRACE_ID if rand else 0))
           for sampled in (False, True) for rand in (False, True)}
+_FLAGS_BY_VALUE = [_FLAGS[bool(v & 1), bool(v & 2)] for v in range(4)]  # sampled 0x01 | random 0x02
 
 
 # -- the current context without the API's layers ------------------------------------------------
@@ -177,6 +180,32 @@ def decider(sampler: Any) -> Decider | None:
     return None
 
 
+def constant_table(sampler: Any) -> tuple | None:
+    """The results of ``decider(sampler)`` for (no parent, remote sampled, remote not sampled,
+    local sampled, local not sampled) parents when they depend on nothing else (static samplers,
+    alone or under ParentBased); None otherwise."""
+    def constant(s: Any) -> tuple | None:
+        if type(s) is StaticSampler:
+            return _STATIC.get(s._decision)  # noqa: SLF001
+        if type(s) is AlwaysRecordSampler:
+            inner = constant(s._root)  # noqa: SLF001
+            if inner is None:
+                return None
+            return (RECORDED if inner[1] else RECORDED_BARE) if inner[0] is _DROP else inner
+        return None
+
+    try:
+        if type(sampler) is ParentBased:
+            table = tuple(constant(getattr(sampler, name)) for name in (
+                "_root", "_remote_parent_sampled", "_remote_parent_not_sampled", "_local_parent_sampled",
+                "_local_parent_not_sampled"))
+            return None if None in table else table
+        result = constant(sampler)
+        return None if result is None else (result,) * 5
+    except Exception:
+        return None
+
+
 # -- the spans -----------------------------------------------------------------------------------
 
 
@@ -238,6 +267,13 @@ class FinishedSpans:
         self._config = getattr(tracer, "_tracer_config", None)
         self.scope = getattr(tracer, "_instrumentation_scope", None)
         self._info = getattr(tracer, "instrumentation_info", None)
+        # emit's own path: a sampler whose decision depends only on the parent's kind, the SDK's
+        # random ids, span contexts built directly; anything else goes through _start
+        self._table = constant_table(self._sampler)
+        self._hot = self._table is not None and self._random and span_context.__name__ == "direct"
+        self._dispatched: tuple | None = None
+        self._on_end_sampled: tuple = ()
+        self._on_end_unsampled: tuple = ()
 
     # -- templates ------------------------------------------------------------------------------
 
@@ -263,8 +299,12 @@ class FinishedSpans:
             return None
         parent = current_parent()
         if parent is None:
-            trace_id = self._generator.generate_trace_id()
-            rand = True if self._random else self._generator.is_trace_id_random()
+            if self._random:
+                trace_id = self._getrandbits(128) or self._generator.generate_trace_id()
+                rand = True
+            else:
+                trace_id = self._generator.generate_trace_id()
+                rand = self._generator.is_trace_id_random()
             trace_state = None
         else:
             trace_id = parent.trace_id
@@ -282,18 +322,76 @@ class FinishedSpans:
             else:
                 result = tracer.sampler.should_sample(None, trace_id, name, self.kind, attributes)
                 decision, trace_state, sampler_attributes = result.decision, result.trace_state, result.attributes
-            if not decision.is_recording():
-                return None
             sampled = decision is _SAMPLE
+        # the SDK draws the span id before it looks at the decision: so do we (the same ids follow)
         if self._random:
             span_id = self._getrandbits(64) or self._generator.generate_span_id()
         else:
             span_id = self._generator.generate_span_id()
+        if not force_sample and not decision.is_recording():
+            return None
         context = span_context(trace_id, span_id, _FLAGS[sampled, bool(rand)], trace_state)
         return parent, context, sampler_attributes
 
     def emit(self, template: SpanTemplate, start: int, end: int, force_sample: bool = False) -> SpanContext | None:
         """Record one span of ``template``; its span context, or None if it is not recorded."""
+        tracer = self.tracer
+        if not self._hot or force_sample or tracer.sampler is not self._sampler:
+            return self._emit(template, start, end, force_sample)
+        # _start and _emit, for a constant decision table and the SDK's random ids: the hot path
+        config = self._config
+        if config is not None and not config.is_enabled:
+            return None
+        parent = None if current_context().get(_SPAN_KEY) is None else current_parent()
+        getrandbits = self._getrandbits
+        if parent is None:
+            decision, kept = self._table[0]
+            trace_id = getrandbits(128) or self._generator.generate_trace_id()
+            flags = 2  # the SDK's random ids: the random-trace-id flag
+            trace_state = DEFAULT_TRACE_STATE
+        else:
+            parent_flags = parent.trace_flags
+            decision, kept = self._table[(1 if parent_flags & 1 else 2) if parent.is_remote
+                                         else (3 if parent_flags & 1 else 4)]
+            trace_id = parent.trace_id
+            flags = parent_flags & 2
+            trace_state = parent.trace_state
+        span_id = getrandbits(64) or self._generator.generate_span_id()  # drawn even for a dropped span, as the SDK does
+        if decision is _DROP:
+            return None
+        context = _new_tuple(SpanContext, (trace_id, span_id, False, _FLAGS_BY_VALUE[flags | (decision is _SAMPLE)],
+                                           trace_state, True))
+        if kept:
+            span: ReadableSpan = FinishedSpan(template, context, parent, tracer.resource, start, end)
+        else:
+            span = ReadableSpan(template.name, context, parent, tracer.resource, self.bounded({}), (), (),
+                                template.kind, template.info, template.status, start, end, template.scope)
+        processor = tracer.span_processor
+        if type(processor) is SynchronousMultiSpanProcessor:
+            processors = processor._span_processors  # noqa: SLF001 - replaced whole when one is added
+            if processors is not self._dispatched:
+                self._dispatch(processors)
+            for on_end in self._on_end_sampled if decision is _SAMPLE else self._on_end_unsampled:
+                on_end(span)
+        else:
+            processor.on_end(span)
+        return context
+
+    def _dispatch(self, processors: tuple) -> None:
+        """What SynchronousMultiSpanProcessor.on_end calls, per sampled flag: a BatchSpanProcessor's
+        on_end is its batch processor's ``emit`` for sampled spans, nothing for the others."""
+        sampled, unsampled = [], []
+        for processor in processors:
+            batch = getattr(processor, "_batch_processor", None)
+            if type(processor) is BatchSpanProcessor and callable(getattr(batch, "emit", None)):
+                sampled.append(batch.emit)
+            else:
+                sampled.append(processor.on_end)
+                unsampled.append(processor.on_end)
+        self._on_end_sampled, self._on_end_unsampled = tuple(sampled), tuple(unsampled)
+        self._dispatched = processors
+
+    def _emit(self, template: SpanTemplate, start: int, end: int, force_sample: bool) -> SpanContext | None:
         if not self.fast:
             return self.emit_span(template.name, template.given, start, end, (), template.status, force_sample)
         started = self._start(template.name, template.given, force_sample)
