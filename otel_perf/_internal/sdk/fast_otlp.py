@@ -226,20 +226,18 @@ def _encoded_span(span: Any) -> bytes:
 class _Prepared:
     """A template's shared fields, encoded, and the field header of its spans by parent kind."""
 
-    __slots__ = ("middle", "tail_local", "tail_remote", "head_root", "head_child")
+    __slots__ = ("middle", "tail", "head_root", "head_child")
 
     def __init__(self, template: SpanTemplate):
         name = template.name
         self.middle = (_ld(5, name.encode("utf-8")) if name else b"") + _KIND_FIELD[template.kind]
         attributes = template.attributes
-        tail = b"".join([_span_attribute(k, v) for k, v in attributes.items()])
+        tail = _attributes(9, attributes)  # not through the attribute cache: the template is the cache
         dropped = getattr(attributes, "dropped", 0)
         if dropped:
             tail += b"\x50" + _varint(dropped)
-        tail += _status(template.status)
-        self.tail_local = tail + _FLAGS_LOCAL
-        self.tail_remote = tail + _FLAGS_REMOTE
-        size = 28 + len(self.middle) + 18 + len(self.tail_local)  # ids, middle, times, tail
+        self.tail = tail + _status(template.status)
+        size = 28 + len(self.middle) + 18 + len(self.tail) + len(_FLAGS_LOCAL)  # ids, middle, times, tail, flags
         self.head_root = b"\x12" + _varint(size)
         self.head_child = b"\x12" + _varint(size + 10)  # and parent_span_id
 
@@ -314,13 +312,14 @@ def encode(spans: Sequence[Any]) -> bytes:
                         if parent is None:
                             out += (prepared.head_root,
                                      _pack_ids(0x0A10, trace_id >> 64, trace_id & _MASK64, 0x1208, ctx[1]),
-                                     prepared.middle, _pack_times(0x39, start, 0x41, end), prepared.tail_local)
+                                     prepared.middle, _pack_times(0x39, start, 0x41, end), prepared.tail,
+                                     _FLAGS_LOCAL)
                         else:
                             out += (prepared.head_child,
                                     _pack_ids(0x0A10, trace_id >> 64, trace_id & _MASK64, 0x1208, ctx[1]),
                                     _pack_parent(0x2208, parent.span_id), prepared.middle,
-                                    _pack_times(0x39, start, 0x41, end),
-                                    prepared.tail_remote if parent.is_remote else prepared.tail_local)
+                                    _pack_times(0x39, start, 0x41, end), prepared.tail,
+                                    _FLAGS_REMOTE if parent.is_remote else _FLAGS_LOCAL)
                         continue
                     except struct.error:  # ids or times out of range: the general path decides
                         pass
