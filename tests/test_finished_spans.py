@@ -274,3 +274,14 @@ def test_processors_get_what_the_sdk_gives_them():
     assert [s.start_time for s in first.spans] == [1, 3, 5]
     assert [s.start_time for s in exported.get_finished_spans()] == [1, 5]
     assert [s.start_time for s in later.spans] == [5]
+
+
+def test_a_tracer_that_is_not_the_sdks_gets_the_api():
+    """No sampler or processors to reach: start_span + end, as any instrumentation would."""
+    from opentelemetry.trace import NoOpTracer
+
+    spans = FinishedSpans(NoOpTracer())
+    assert not spans.fast
+    assert spans.emit(spans.template("SELECT", {"a": 1}), 1, 2) is None
+    assert spans.emit_span("SELECT", {"a": 1}, 1, 2, [Event("e", {"b": 2}, 2)], Status(StatusCode.ERROR, "x"),
+                           force_sample=True) is None

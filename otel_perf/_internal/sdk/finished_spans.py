@@ -255,6 +255,8 @@ class FinishedSpans:
         self.tracer = tracer
         self.kind = kind
         self.fast = all(hasattr(tracer, a) for a in ("sampler", "resource", "span_processor", "id_generator"))
+        self._hot = False
+        self._limits = self.scope = self._info = None
         if not self.fast:
             return
         self._sampler = tracer.sampler
