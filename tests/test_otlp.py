@@ -113,10 +113,15 @@ def bounded(items, maxlen):
     return items if maxlen is None else BoundedList.from_seq(maxlen, items)
 
 
+class SubclassedSpan(ReadableSpan):
+    """Not a plain ReadableSpan: the encoder reads it through its properties."""
+
+
 raw_spans = st.builds(
-    lambda name, ctx, parent, res, attrs, evs, lks, kind, status, start, end, scope, max_events, max_links:
-    ReadableSpan(name, ctx, parent, res, attrs, bounded(evs, max_events), bounded(lks, max_links), kind, None,
-                 status, start, end, scope),
+    lambda cls, name, ctx, parent, res, attrs, evs, lks, kind, status, start, end, scope, max_events, max_links:
+    cls(name, ctx, parent, res, attrs, bounded(evs, max_events), bounded(lks, max_links), kind, None,
+        status, start, end, scope),
+    st.sampled_from([ReadableSpan, SubclassedSpan]),
     st.text(max_size=12), contexts, st.one_of(st.none(), contexts), st.sampled_from(RESOURCES), attributes, events,
     links, st.sampled_from(list(SpanKind)), statuses, times, times, st.sampled_from(SCOPES),
     st.sampled_from([None, 0, 1, 2]), st.sampled_from([None, 0, 1]),

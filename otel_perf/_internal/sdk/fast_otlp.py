@@ -28,11 +28,14 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.exporter.otlp.proto.common._internal import _encode_instrumentation_scope, _encode_resource
 from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _encode_span
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, SpanKind
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE as _DEFAULT_STATE
 
@@ -63,6 +66,7 @@ _pack_times = struct.Struct("<BQBQ").pack  # start (7) and end (8) time, fixed64
 _MASK64 = (1 << 64) - 1
 _SMALL = [bytes([n]) for n in range(0x80)]
 _NOTHING = object()
+_PLAIN_TYPES = (ReadableSpan, FinishedSpan)  # exactly these: a subclass may override a property
 
 
 class _Unsupported(Exception):
@@ -162,31 +166,39 @@ def _status(status: Any) -> bytes:
 
 def _span(span: Any) -> bytes:
     """One encoded ``Span`` message (without its field tag)."""
-    ctx = span.get_span_context()
+    if type(span) in _PLAIN_TYPES:  # its properties return its fields: read them directly
+        ctx, parent, name, kind = span._context, span._parent, span._name, span._kind  # noqa: SLF001
+        start, end, status = span._start_time, span._end_time, span._status  # noqa: SLF001
+        attributes, events, links = span._attributes, span._events, span._links  # noqa: SLF001
+        dropped_attributes = attributes.dropped if isinstance(attributes, BoundedAttributes) else 0
+        attributes = attributes or {}  # as the property reads them (an empty BoundedAttributes may count drops)
+        dropped_events = events.dropped if isinstance(events, BoundedList) else 0
+        dropped_links = links.dropped if isinstance(links, BoundedList) else 0
+    else:
+        ctx, parent, name, kind = span.get_span_context(), span.parent, span.name, span.kind
+        start, end, status = span.start_time, span.end_time, span.status
+        attributes, events, links = span.attributes, span.events, span.links
+        dropped_attributes, dropped_events, dropped_links = span.dropped_attributes, span.dropped_events, span.dropped_links
     parts = [b"\x0a\x10", ctx.trace_id.to_bytes(16, "big"), b"\x12\x08", ctx.span_id.to_bytes(8, "big")]
     trace_state = ctx.trace_state
     if trace_state is not None:
         text = ",".join([f"{key}={value}" for key, value in trace_state.items()])
         if text:
             parts.append(_ld(3, text.encode("utf-8")))
-    parent = span.parent
     if parent:
         parts += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))
-    name = span.name
     if name:
         parts.append(_ld(5, name.encode("utf-8")))
-    parts.append(_KIND_FIELD[span.kind])
-    start, end = span.start_time, span.end_time
+    parts.append(_KIND_FIELD[kind])
     if start:
         parts += (b"\x39", _pack_q(start))
     if end:
         parts += (b"\x41", _pack_q(end))
-    for key, value in span.attributes.items():
+    for key, value in attributes.items():
         parts.append(_span_attribute(key, value))
-    dropped = span.dropped_attributes
-    if dropped:
-        parts += (b"\x50", _varint(dropped))
-    for event in span.events:
+    if dropped_attributes:
+        parts += (b"\x50", _varint(dropped_attributes))
+    for event in events:
         timestamp, event_name = event.timestamp, event.name
         body = b"\x09" + _pack_q(timestamp) if timestamp else b""
         if event_name:
@@ -196,10 +208,9 @@ def _span(span: Any) -> bytes:
         if dropped:
             body += b"\x20" + _varint(dropped)
         parts.append(_ld(11, body))
-    dropped = span.dropped_events
-    if dropped:
-        parts += (b"\x60", _varint(dropped))
-    for link in span.links:
+    if dropped_events:
+        parts += (b"\x60", _varint(dropped_events))
+    for link in links:
         context = link.context
         body = (b"\x0a\x10" + context.trace_id.to_bytes(16, "big") + b"\x12\x08" + context.span_id.to_bytes(8, "big")
                 + _attributes(4, link.attributes))
@@ -208,10 +219,9 @@ def _span(span: Any) -> bytes:
             body += b"\x28" + _varint(dropped)
         body += b"\x35" + _pack_i(_HAS_IS_REMOTE | (_IS_REMOTE if context.is_remote else 0))
         parts.append(_ld(13, body))
-    dropped = span.dropped_links
-    if dropped:
-        parts += (b"\x70", _varint(dropped))
-    parts.append(_status(span.status))
+    if dropped_links:
+        parts += (b"\x70", _varint(dropped_links))
+    parts.append(_status(status))
     parts.append(_FLAGS_REMOTE if parent and parent.is_remote else _FLAGS_LOCAL)
     return b"".join(parts)
 
