@@ -3,12 +3,14 @@
 The hot path is short on purpose (the per-query overhead is a headline figure):
 - the span is created *after* the statement, with explicit start/end times, so every attribute
   (including "slow") is known when the sampler runs; it is built finished, in one step
-  (``SpanEmitter``), and never attached as the current context;
-- the statement's shape and attribute dicts are cached per connection and statement string;
-- ``db.client.operation.duration`` values are queued (a deque append) and recorded into the
-  histogram when the SDK collects metrics; only slow statements are recorded at once, in their
-  span's context, so their exemplar points at the trace. The queue is bounded: when it is full
-  values are recorded directly.
+  (``SpanEmitter``, ``sdk/finished_spans``), and never attached as the current context; an
+  ordinary execution's span comes from its statement's template, whose OTLP encoding the
+  exporter prepares once;
+- the statement's shape, attribute dicts and span template are cached per connection and
+  statement string;
+- ``db.client.operation.duration`` is pre-aggregated per series (``sdk/deferred``) and handed to
+  the SDK at collection; only slow statements are recorded at once, in their span's context, so
+  their exemplar points at the trace.
 Nothing here raises into the application: a failure is logged once and the statement's own
 result or exception is returned unchanged.
 """
@@ -18,17 +20,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.sdk.trace import Event
+from opentelemetry.trace import NonRecordingSpan, SpanKind, Status, StatusCode
 
 from otel_perf._internal import VERSION, catalogue
 from otel_perf._internal.query_classes import CURRENT as _CLASS
 from otel_perf._internal.query_shapes import Shape, shape_of
 from otel_perf._internal.sdk.deferred import DeferredHistogram
+from otel_perf._internal.sdk.finished_spans import FinishedSpans, SpanTemplate, current_context
 
 log = logging.getLogger("otel_perf")
 
@@ -47,18 +48,27 @@ class SpanEmitter:
     """Emit a finished CLIENT span in one step: sample, build, hand to the span processors.
 
     The SDK's ``start_span`` + ``end`` builds a mutable span, validates every attribute, then
-    copies it into a ReadableSpan for the processors: about 15 µs here, half the budget of a
-    query. Our spans are born finished, with attributes we built ourselves (bounded strings and
-    ints), so we build the ReadableSpan directly from the SDK Tracer's public parts (sampler,
-    resource, id generator, processor), which costs about a third. Differences, documented:
-    processors' ``on_start`` is not called (there is no live span to enrich). A non-SDK tracer
-    gets the regular API.
+    copies it into a ReadableSpan for the processors: several times the cost of the rest of a
+    query's telemetry. Our spans are born finished, so ``FinishedSpans`` (``sdk/finished_spans``)
+    builds the ReadableSpan directly from the SDK Tracer's public parts (sampler, resource, id
+    generator, processor, span limits); a statement's shared parts are one ``SpanTemplate``
+    whose OTLP encoding is prepared once. Differences, documented: processors' ``on_start`` is
+    not called (there is no live span to enrich). A non-SDK tracer gets the regular API.
     """
 
     def __init__(self, tracer: Any, version: str):
         self.tracer = tracer
-        self.fast = all(hasattr(tracer, a) for a in ("sampler", "resource", "span_processor", "id_generator"))
-        self.scope = InstrumentationScope("otel_perf.db", version)
+        self.spans = FinishedSpans(tracer, SpanKind.CLIENT)
+        self.fast = self.spans.fast
+        self.emit_template = self.spans.emit  # the hot path, without a call of its own
+
+    def template(self, name: str, attrs: dict) -> SpanTemplate:
+        """The shared parts of a statement's ordinary spans (``emit_template``)."""
+        return self.spans.template(name, attrs)
+
+    def emit_template(self, template: SpanTemplate, start: int, end: int) -> Any:  # replaced in __init__
+        """Record an ordinary span (not slow, no error): the hot path."""
+        return self.spans.emit(template, start, end)
 
     def emit(self, name: str, attrs: dict, start: int, end: int, slow: bool, threshold: float,
              duration: float, error: BaseException | None, extra: tuple = ()) -> Any:
@@ -68,49 +78,23 @@ class SpanEmitter:
         events = (Event(SLOW_EVENT, _slow_event(threshold, duration), end),) if slow else ()
         if extra:
             events += tuple(Event(n, a, end) for n, a in extra)
-        if not self.fast:
-            span = self.tracer.start_span(name, None, SpanKind.CLIENT, attrs, start_time=start)
-            for event in events:
-                span.add_event(event.name, event.attributes, event.timestamp)
-            if error is not None:
-                span.set_status(status)
-            span.end(end_time=end)
-            return span
-        tracer = self.tracer
-        parent = trace.get_current_span().get_span_context()
-        trace_id = parent.trace_id if parent.is_valid else tracer.id_generator.generate_trace_id()
-        if slow:  # a slow statement is kept whatever the head sampler would say (see docs/database.md)
-            sampled, trace_state = True, parent.trace_state
-        else:
-            result = tracer.sampler.should_sample(None, trace_id, name, SpanKind.CLIENT, attrs)
-            if not result.decision.is_recording():
-                return None
-            sampled, trace_state = result.decision.is_sampled(), result.trace_state
-            if result.attributes and result.attributes is not attrs:
-                attrs = {**attrs, **result.attributes}
-        if parent.is_valid:
-            flags = parent.trace_flags
-        else:
-            flags = TraceFlags.RANDOM_TRACE_ID if tracer.id_generator.is_trace_id_random() else 0
-        flags = TraceFlags((flags & ~TraceFlags.SAMPLED) | (TraceFlags.SAMPLED if sampled else 0))
-        context = SpanContext(trace_id, tracer.id_generator.generate_span_id(), False, flags, trace_state)
-        tracer.span_processor.on_end(ReadableSpan(
-            name, context, parent if parent.is_valid else None, tracer.resource, attrs, events, (),
-            SpanKind.CLIENT, None, status, start, end, self.scope,
-        ))
-        return NonRecordingSpan(context)
+        # a slow statement is kept whatever the head sampler would say (see docs/database.md)
+        context = self.spans.emit_span(name, attrs, start, end, events, status, force_sample=slow)
+        return None if context is None else NonRecordingSpan(context)
 
 
 class Statement:
     """A statement on one database: its shape and prebuilt attribute dicts (shared, never mutated)."""
 
-    __slots__ = ("shape", "span_attrs", "metric_attrs", "threshold", "text_for_class", "class_attrs", "error_attrs")
+    __slots__ = ("shape", "span_attrs", "metric_attrs", "threshold", "text_for_class", "class_attrs", "error_attrs",
+                 "template")
 
-    def __init__(self, shape: Shape, span_attrs: dict, metric_attrs: dict, threshold: float):
+    def __init__(self, shape: Shape, span_attrs: dict, metric_attrs: dict, threshold: float, template: Any = None):
         self.shape = shape
         self.span_attrs = span_attrs
         self.metric_attrs = metric_attrs
         self.threshold = threshold
+        self.template = template  # the span of an ordinary execution (SpanEmitter.template)
         self.text_for_class = shape.text or shape.summary
         self.class_attrs: dict[str, dict] = {}  # metric attributes inside query_class(name), built once
         self.error_attrs: dict[tuple[int, str], dict] = {}  # ... of failed statements, per error type
@@ -201,6 +185,18 @@ class Recorder:
             duration = (end - start) / 1e9
             threshold = stmt.threshold
             query_class = _CLASS.get()
+            if (query_class is None and error is None and span is None and batch is None and duration <= threshold
+                    and stmt.template is not None):
+                # the common case: an ordinary statement, its span prepared, its series known
+                self.spans.emit_template(stmt.template, start, end)
+                self.duration.record(duration, stmt.metric_attrs)
+                if self.request_var is not None:
+                    request = self.request_var.get()
+                    if request is not None:
+                        self._count(request, stmt)
+                if self.summary is not None:
+                    self.summary.query(stmt.shape.key, duration, threshold)
+                return
             if query_class is not None:
                 threshold = query_class.threshold or self.slo.slow_threshold(stmt.text_for_class, query_class.name)
             slow = duration > threshold
@@ -304,7 +300,7 @@ class Recorder:
             span["server.address"] = info.host
             span["server.port"] = info.port
         threshold = pattern_class.threshold if pattern_class is not None else self.slo.db_slow
-        return Statement(shape, span, metric, threshold)
+        return Statement(shape, span, metric, threshold, self.spans.template(shape.summary, span))
 
     def warn(self, what: str) -> None:
         if not self.warned:
@@ -333,4 +329,4 @@ def _as_text(query: Any, conn: Any) -> str:
 
 
 def suppressed() -> bool:
-    return bool(otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY))
+    return bool(current_context().get(_SUPPRESS_INSTRUMENTATION_KEY))
