@@ -24,6 +24,7 @@ from otel_perf._internal import VERSION, catalogue
 from otel_perf._internal.context import REQUEST, Request
 from otel_perf._internal.scrub import exception_attributes
 from otel_perf._internal.sdk.deferred import DeferredHistogram
+from otel_perf._internal.sdk.spans import LiveSpans
 
 log = logging.getLogger("otel_perf")
 
@@ -68,6 +69,7 @@ class Instruments:
     def __init__(self, telemetry: Any):
         settings = telemetry.settings
         self.tracer = telemetry.tracer_provider.get_tracer("otel_perf.http", VERSION)
+        self.spans = LiveSpans(self.tracer)  # the SDK's span semantics without its per-span cost
         self.propagation = _propagation_headers()
         meter = telemetry.meter_provider.get_meter("otel_perf.http", VERSION)
         self.duration = DeferredHistogram(meter, catalogue.HTTP_SERVER_DURATION, settings.slo.http_buckets)
@@ -151,7 +153,7 @@ async def _handle(ins: Instruments, app: Any, scope: dict, receive: Callable, se
         # Most requests carry no trace context: skip the propagators unless one of their headers is there.
         propagation = ins.propagation
         parent = propagate.extract(headers, getter=_GETTER) if any(k in propagation for k, _ in headers) else None
-        span = ins.tracer.start_span(
+        span = ins.spans.start(
             method, parent, SpanKind.SERVER, {"http.request.method": method, "url.path": scope["path"], "url.scheme": scheme}
         )
         request = Request(span, method)
