@@ -290,3 +290,69 @@ def test_cancelled_request_is_not_a_server_error(telemetry):
     assert point.attributes["error.type"] == "CancelledError" and "http.response.status_code" not in point.attributes
     (row,) = t.summary.as_dict()["routes"]
     assert (row["route"], row["count"], row["errors"]) == ("/slow", 1, 0)
+
+
+class _Enriching:
+    """A span processor with an on_start: the middleware must hand it the SDK's own span."""
+
+    def __init__(self):
+        self.started = []
+
+    def on_start(self, span, parent_context=None):
+        self.started.append(span)
+        span.set_attribute("enriched", True)
+
+    def _on_ending(self, span):
+        pass
+
+    def on_end(self, span):
+        pass
+
+    def shutdown(self):
+        pass
+
+    def force_flush(self, timeout_millis=30000):
+        return True
+
+
+@pytest.mark.parametrize("enriching", [False, True], ids=["fast path", "processor with on_start"])
+def test_user_code_and_child_spans_reach_the_server_span(telemetry, enriching):
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import Span as SdkSpan
+
+    from otel_perf._internal.sdk.spans import LiveSpan
+
+    t = telemetry()
+    processor = _Enriching()
+    if enriching:
+        t.tracer_provider.add_span_processor(processor)
+    tracer = t.tracer_provider.get_tracer("app")
+    seen = []
+
+    async def app(scope, receive, send):
+        current = trace.get_current_span()
+        seen.append(current)
+        current.set_attribute("app.user", "u-1")
+        current.set_attributes({"app.tier": "gold", "app.items": [1, 2]})
+        current.add_event("app.checkpoint", {"step": 1})
+        current.record_exception(ValueError("handled"))
+        with tracer.start_as_current_span("child") as child:
+            child.set_attribute("inner", True)
+            with tracer.start_as_current_span("grandchild"):
+                pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    assert get(OtelPerfMiddleware(app), "/x").status_code == 200
+    (server,) = server_spans(t)
+    spans = {s.name: s for s in t.spans()}
+    assert isinstance(seen[0], SdkSpan) and isinstance(seen[0], LiveSpan) is not enriching
+    assert processor.started[:1] == ([seen[0]] if enriching else [])  # then the children
+    assert spans["child"].parent.span_id == server.context.span_id
+    assert spans["child"].context.trace_id == server.context.trace_id
+    assert spans["grandchild"].parent.span_id == spans["child"].context.span_id
+    assert server.attributes["app.user"] == "u-1" and server.attributes["app.items"] == (1, 2)
+    assert server.attributes.get("enriched") is (True if enriching else None)
+    assert [e.name for e in server.events if e.name != "otel_perf.profile"] == ["app.checkpoint", "exception"]
+    assert server.events[1].attributes["exception.type"] == "ValueError"
+    assert server.start_time <= spans["child"].start_time <= spans["child"].end_time <= server.end_time

@@ -94,8 +94,7 @@ class LiveSpans:
             self._limits = tracer._span_limits  # noqa: SLF001
             self._scope = tracer._instrumentation_scope  # noqa: SLF001
             self._info = tracer.instrumentation_info
-            self._config = tracer._tracer_config  # noqa: SLF001 - "disabled" can change at run time
-            self._config.is_enabled  # noqa: B018
+            tracer._tracer_config.is_enabled  # noqa: B018, SLF001 - read per span: a configurator replaces it
             metrics = tracer._tracer_metrics  # noqa: SLF001
             self._metrics = None if type(metrics).__name__ == "NoOpTracerMetrics" else metrics
             self._processor._span_processors  # noqa: B018, SLF001
@@ -113,7 +112,7 @@ class LiveSpans:
             if not all(_quiet_hooks(p) for p in processors):
                 return False
             self._checked = processors
-        return self._config.is_enabled
+        return self.tracer._tracer_config.is_enabled  # noqa: SLF001
 
     def start(self, name: str, context: Any = None, kind: SpanKind = SpanKind.INTERNAL,
               attributes: Mapping[str, Any] | None = None, start_time: int | None = None) -> trace_api.Span:
