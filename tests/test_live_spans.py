@@ -81,7 +81,10 @@ SAMPLERS = {
     "parent_on": lambda: sampling.ParentBased(sampling.ALWAYS_ON),
     "parent_ratio": lambda: sampling.ParentBased(sampling.TraceIdRatioBased(0.5)),
     "parent_off": lambda: sampling.ParentBased(sampling.ALWAYS_OFF),
+    "ratio": lambda: sampling.TraceIdRatioBased(0.3),
     "tagging": Tagging,
+    "parent_tagging": lambda: sampling.ParentBased(Tagging(), remote_parent_sampled=Tagging()),
+    "parent_mixed": lambda: sampling.ParentBased(sampling.TraceIdRatioBased(0.7), local_parent_not_sampled=sampling.ALWAYS_ON),
 }
 RESOURCE = Resource({"service.name": "twin", "service.instance.id": "i-1"})
 
@@ -125,7 +128,6 @@ MAPPINGS = st.one_of(
     st.dictionaries(KEYS, VALUES, max_size=6),
     st.dictionaries(st.one_of(KEYS, ODD_KEYS), VALUES, max_size=6),  # invalid and non-str keys
 )
-LIMIT = st.one_of(st.none(), st.integers(0, 6))
 LIMITS = st.fixed_dictionaries({}, optional={
     "max_attributes": st.one_of(st.just(SpanLimits.UNSET), st.integers(0, 6)),
     "max_span_attributes": st.one_of(st.just(SpanLimits.UNSET), st.integers(0, 6)),

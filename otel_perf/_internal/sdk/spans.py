@@ -52,7 +52,7 @@ from typing import Any
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import _clean_attribute_value
 from opentelemetry.sdk import trace as sdk_trace
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
@@ -90,7 +90,8 @@ class LiveSpans:
                       and type(tracer.span_processor) is sdk_trace.SynchronousMultiSpanProcessor)
             self._processor = tracer.span_processor
             self._sampler = tracer.sampler
-            self._ids = tracer.id_generator
+            self._builtin = _builtin(self._sampler)
+            tracer.id_generator  # noqa: B018
             self._limits = tracer._span_limits  # noqa: SLF001
             self._scope = tracer._instrumentation_scope  # noqa: SLF001
             self._info = tracer.instrumentation_info
@@ -116,12 +117,13 @@ class LiveSpans:
 
     def start(self, name: str, context: Any = None, kind: SpanKind = SpanKind.INTERNAL,
               attributes: Mapping[str, Any] | None = None, start_time: int | None = None) -> trace_api.Span:
+        tracer = self.tracer
         if not self.fast():
-            return self.tracer.start_span(name, context, kind, attributes, start_time=start_time)
+            return tracer.start_span(name, context, kind, attributes, start_time=start_time)
         parent = _get_current_span(context).get_span_context()
         if type(parent) is not SpanContext:  # the SDK raises for some; let it
-            return self.tracer.start_span(name, context, kind, attributes, start_time=start_time)
-        ids = self._ids
+            return tracer.start_span(name, context, kind, attributes, start_time=start_time)
+        ids = tracer.id_generator
         if parent.is_valid:
             trace_id = parent.trace_id
             random = parent.trace_flags.random_trace_id
@@ -129,13 +131,21 @@ class LiveSpans:
             parent = None
             trace_id = ids.generate_trace_id()
             random = ids.is_trace_id_random()
-        result = self._sampler.should_sample(context, trace_id, name, kind, attributes, ())
-        decision = result.decision
+        sampler = tracer.sampler
+        if sampler is not self._sampler:
+            self._sampler, self._builtin = sampler, _builtin(sampler)
+        decision = _decide(sampler, parent, trace_id) if self._builtin else None
+        if decision is not None:  # what the SDK's own sampler returns, without the result objects
+            trace_state = parent.trace_state if parent is not None else None
+            initial = attributes if decision is not _DROP else None
+        else:
+            result = sampler.should_sample(context, trace_id, name, kind, attributes, ())
+            decision, trace_state, initial = result.decision, result.trace_state, result.attributes
         if decision.is_sampled():
             flags = _SAMPLED_RANDOM if random else _SAMPLED
         else:
             flags = _NOT_SAMPLED_RANDOM if random else _NOT_SAMPLED
-        span_context = SpanContext(trace_id, ids.generate_span_id(), False, flags, result.trace_state)
+        span_context = SpanContext(trace_id, ids.generate_span_id(), False, flags, trace_state)
         end_metrics = self._metrics.start_span(parent, decision) if self._metrics is not None else None
         if not decision.is_recording():
             return NonRecordingSpan(span_context)
@@ -145,7 +155,7 @@ class LiveSpans:
         span._kind = kind
         span._parent = parent
         span._start_time = start_time if start_time is not None else time_ns()
-        span._resource = self.tracer.resource
+        span._resource = tracer.resource
         span._instrumentation_scope = self._scope
         span._instrumentation_info = self._info
         span._limits = self._limits
@@ -154,12 +164,66 @@ class LiveSpans:
         span._span_processor = self._processor
         span._record_end_metrics = end_metrics
         span._lock = threading.Lock()
-        span._attributes = {}
         span._dropped_attributes = 0
-        initial = result.attributes
         if initial:
-            span._set_items(initial)
+            span._attributes = _plain_copy(initial, self._attribute_limits)
+            if span._attributes is None:
+                span._attributes = {}
+                span._set_items(initial)
+        else:
+            span._attributes = {}
         return span
+
+
+def _plain_copy(attributes: Mapping[str, Any], limits: tuple) -> dict | None:
+    """A copy of ``attributes`` when the SDK would keep them as they are (valid keys, plain values
+    within the length limit, room for all); None otherwise."""
+    maxlen, max_value_len = limits
+    if maxlen is not None and len(attributes) > maxlen:
+        return None
+    for key, value in attributes.items():
+        if (type(key) is not str or not key or type(value) not in _PLAIN
+                or (max_value_len is not None and type(value) is str and len(value) > max_value_len)):
+            return None
+    return dict(attributes)
+
+
+def _builtin(sampler: Any) -> bool:
+    """Whether ``sampler`` is one of the SDK's own (AlwaysOn/Off, TraceIdRatioBased, ParentBased
+    over those), whose decision ``_decide`` computes as they do."""
+    try:
+        if type(sampler) is sampling.ParentBased:
+            return all(type(getattr(sampler, delegate)) in (sampling.StaticSampler, sampling.TraceIdRatioBased)
+                       for delegate in _DELEGATES)
+        return type(sampler) in (sampling.StaticSampler, sampling.TraceIdRatioBased)
+    except Exception:
+        return False
+
+
+_DELEGATES = ("_root", "_remote_parent_sampled", "_remote_parent_not_sampled", "_local_parent_sampled",
+              "_local_parent_not_sampled")
+_DROP = sampling.Decision.DROP
+_RECORD_AND_SAMPLE = sampling.Decision.RECORD_AND_SAMPLE
+_RATIO_MASK = sampling.TraceIdRatioBased.TRACE_ID_LIMIT
+
+
+def _decide(sampler: Any, parent: SpanContext | None, trace_id: int) -> Any:
+    """The decision of a built-in sampler (see ``_builtin``), or None for any other."""
+    if type(sampler) is sampling.ParentBased:  # its choice of delegate, as in ParentBased.should_sample
+        if parent is None:
+            sampler = sampler._root  # noqa: SLF001
+        elif parent.is_remote:
+            sampler = (sampler._remote_parent_sampled if parent.trace_flags.sampled  # noqa: SLF001
+                       else sampler._remote_parent_not_sampled)  # noqa: SLF001
+        else:
+            sampler = (sampler._local_parent_sampled if parent.trace_flags.sampled  # noqa: SLF001
+                       else sampler._local_parent_not_sampled)  # noqa: SLF001
+    kind = type(sampler)
+    if kind is sampling.StaticSampler:
+        return sampler._decision  # noqa: SLF001
+    if kind is sampling.TraceIdRatioBased:
+        return _RECORD_AND_SAMPLE if trace_id & _RATIO_MASK < sampler.bound else _DROP
+    return None
 
 
 class LiveSpan(sdk_trace.Span):
@@ -281,9 +345,14 @@ class LiveSpan(sdk_trace.Span):
         if self._record_end_metrics is not None:
             self._record_end_metrics()
         processor = self._span_processor
-        if processor._span_processors is not self._spans._checked:  # noqa: SLF001 - one added meanwhile
+        processors = processor._span_processors  # noqa: SLF001
+        if processors is not self._spans._checked:  # one added meanwhile: the SDK's calls, in full
             processor._on_ending(self)  # noqa: SLF001
-        processor.on_end(self._readable_span())
+            processor.on_end(self._readable_span())
+            return
+        readable = self._readable_span()
+        for each in processors:  # what SynchronousMultiSpanProcessor.on_end does
+            each.on_end(readable)
 
     def _readable_span(self) -> ReadableSpan:
         events, links = self._events, self._links
