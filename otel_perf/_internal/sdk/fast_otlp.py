@@ -19,8 +19,9 @@ from opentelemetry.exporter.otlp.proto.common._internal import _encode_instrumen
 from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _encode_span
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 _KIND = {SpanKind.INTERNAL: 1, SpanKind.SERVER: 2, SpanKind.CLIENT: 3, SpanKind.PRODUCER: 4, SpanKind.CONSUMER: 5}
 _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
@@ -85,9 +86,32 @@ def cached_bytes() -> int:
     return _cache_bytes
 
 
+_key_fields: dict[str, bytes] = {}  # an attribute key's encoded field 1 of KeyValue; keys are few
+
+
+def _key_field(key: str) -> bytes:
+    encoded = _key_fields.get(key)
+    if encoded is None:
+        data = key.encode("utf-8")
+        encoded = b"\x0a" + _varint(len(data)) + data
+        if len(_key_fields) >= 4096:
+            _key_fields.clear()
+        _key_fields[key] = encoded
+    return encoded
+
+
 def _encode_attribute(key: str, value: Any) -> bytes:
-    if isinstance(value, str):
-        any_value = _field(1, value.encode("utf-8"))
+    if type(value) is str:
+        data = value.encode("utf-8")
+        size = len(data)
+        if size < 0x80 and len(key) < 0x40:  # the common case: every length fits one byte
+            key_field = _key_field(key)
+            return b"".join((b"\x4a", _SMALL[len(key_field) + size + 4], key_field, b"\x12",
+                             _SMALL[size + 2], b"\x0a", _SMALL[size], data))
+        any_value = b"\x0a" + _varint(size) + data
+    elif isinstance(value, str):
+        data = value.encode("utf-8")
+        any_value = b"\x0a" + _varint(len(data)) + data
     elif isinstance(value, bool):
         any_value = b"\x10" + (b"\x01" if value else b"\x00")
     elif isinstance(value, int):
@@ -96,41 +120,68 @@ def _encode_attribute(key: str, value: Any) -> bytes:
         any_value = b"\x21" + _pack_d(value)
     else:
         raise TypeError(type(value))
-    return _field(9, _field(1, key.encode("utf-8")) + _field(2, any_value))
+    key_value = _key_field(key) + b"\x12" + _varint(len(any_value)) + any_value
+    return b"\x4a" + _varint(len(key_value)) + key_value
+
+
+_name_fields: dict[str, bytes] = {}  # span names (route templates, mostly): encoded field 5, bounded
+
+
+def _name_field(name: str) -> bytes:
+    encoded = _name_fields.get(name)
+    if encoded is None:
+        data = name.encode("utf-8")
+        encoded = b"\x2a" + _varint(len(data)) + data if data else b""  # proto3 leaves an empty string out
+        if len(data) <= _CACHED_LEN:
+            if len(_name_fields) >= 1024:
+                _name_fields.clear()
+            _name_fields[name] = encoded
+    return encoded
+
+
+_pack_times = struct.Struct("<BQBQ").pack  # fields 7 and 8, fixed64 each
+# Keyed by the enum members' identity: hashing an Enum member runs Python code.
+_STATUS_FIELDS = {id(code): _field(15, b"\x18" + _varint(code.value) if code.value else b"") for code in StatusCode}
+_KIND_FIELDS = {id(kind): field for kind, field in _KIND_FIELD.items()}
+_FLAGS_FIELDS = {flags: b"\x85\x01" + _pack_i(flags) for flags in (_HAS_IS_REMOTE, _HAS_IS_REMOTE | _IS_REMOTE)}
+
+
+_NONE = ()  # the empty tuple (a singleton): what a LiveSpan without events or links hands over
 
 
 def _span(span: Any) -> bytes:
     """One encoded ``Span`` message (without its field tag)."""
-    if span.events or span.links:
+    if type(span) is ReadableSpan and span._events is _NONE and span._links is _NONE and type(span._attributes) is dict:  # noqa: SLF001
+        attributes = span._attributes  # noqa: SLF001 - built by a LiveSpan: nothing dropped, no events or links
+    elif span.events or span.links or span.dropped_events or span.dropped_links:
         return _encode_span(span).SerializeToString()
+    else:
+        attributes = span.attributes
     ctx = span.get_span_context()
     if ctx.trace_state:
         return _encode_span(span).SerializeToString()
-    parts = [
-        b"\x0a\x10", ctx.trace_id.to_bytes(16, "big"),
-        b"\x12\x08", ctx.span_id.to_bytes(8, "big"),
-    ]
     parent = span.parent
-    flags = _HAS_IS_REMOTE
-    if parent is not None:
-        parts += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))
-        if parent.is_remote:
-            flags |= _IS_REMOTE
-    parts += (
-        _field(5, span.name.encode("utf-8")),
-        _KIND_FIELD[span.kind],
-        b"\x39", _pack_q(span.start_time),
-        b"\x41", _pack_q(span.end_time),
-    )
-    for key, value in span.attributes.items():
+    if parent is None:
+        parts = [b"\x0a\x10", ctx.trace_id.to_bytes(16, "big"), b"\x12\x08", ctx.span_id.to_bytes(8, "big"),
+                 _name_field(span.name), _KIND_FIELDS[id(span.kind)],
+                 _pack_times(0x39, span.start_time, 0x41, span.end_time)]
+        flags = _HAS_IS_REMOTE
+    else:
+        parts = [b"\x0a\x10", ctx.trace_id.to_bytes(16, "big"), b"\x12\x08", ctx.span_id.to_bytes(8, "big"),
+                 b"\x22\x08", parent.span_id.to_bytes(8, "big"), _name_field(span.name), _KIND_FIELDS[id(span.kind)],
+                 _pack_times(0x39, span.start_time, 0x41, span.end_time)]
+        flags = _HAS_IS_REMOTE | _IS_REMOTE if parent.is_remote else _HAS_IS_REMOTE
+    for key, value in attributes.items():
         parts.append(_attribute(key, value))
-    if span.dropped_attributes:
+    if attributes is not span._attributes and span.dropped_attributes:  # noqa: SLF001
         parts += (b"\x50", _varint(span.dropped_attributes))
     status = span.status
-    code = status.status_code.value
-    body = _field(2, status.description.encode("utf-8")) if status.description else b""
-    parts.append(_field(15, body + (b"\x18" + _varint(code) if code else b"")))  # present even when unset
-    parts += (b"\x85\x01", _pack_i(flags))
+    if status.description:
+        code = status.status_code.value
+        parts.append(_field(15, _field(2, status.description.encode("utf-8")) + (b"\x18" + _varint(code) if code else b"")))
+    else:
+        parts.append(_STATUS_FIELDS[id(status.status_code)])  # present even when unset
+    parts.append(_FLAGS_FIELDS[flags])
     return b"".join(parts)
 
 
@@ -161,18 +212,22 @@ def encode(spans: Sequence[Any]) -> bytes:
         resource, scope = span.resource, span.instrumentation_scope
         scopes = grouped.setdefault(id(resource), (resource, {}))[1]
         scopes.setdefault(id(scope), (scope, []))[1].append(encoded)
-    out = []
+    out: list[bytes] = []
     for resource, scopes in grouped.values():
         body = [_field(1, _cached(resource, _encode_resource))]
         for scope, encoded_spans in scopes.values():
+            # field 2 of ScopeSpans per span, written as tag, length, bytes: no copy of each span
             scope_body = [_field(1, _cached(scope, _encode_instrumentation_scope))] if scope is not None else []
-            scope_body += [_field(2, s) for s in encoded_spans]
+            for encoded in encoded_spans:
+                scope_body += (b"\x12", _varint(len(encoded)), encoded)
             if scope is not None and scope.schema_url:
                 scope_body.append(_field(3, scope.schema_url.encode("utf-8")))
-            body.append(_field(2, b"".join(scope_body)))
+            body += (b"\x12", _varint(sum(map(len, scope_body))))
+            body += scope_body
         if resource.schema_url:
             body.append(_field(3, resource.schema_url.encode("utf-8")))
-        out.append(_field(1, b"".join(body)))
+        out += (b"\x0a", _varint(sum(map(len, body))))
+        out += body
     return b"".join(out)
 
 
