@@ -70,6 +70,11 @@ _NOOP_ON_START = frozenset({SpanProcessor.on_start, BatchSpanProcessor.on_start,
 _NOOP_ON_ENDING = frozenset({SpanProcessor._on_ending, BatchSpanProcessor._on_ending,  # noqa: SLF001
                              SimpleSpanProcessor._on_ending})  # noqa: SLF001
 _get_current_span = trace_api.get_current_span
+_new_tuple = tuple.__new__
+_new_object = object.__new__
+_DEFAULT_TRACE_STATE = trace_api.DEFAULT_TRACE_STATE
+_MAX_TRACE_ID = 2**128 - 1
+_MAX_SPAN_ID = 2**64 - 1
 
 
 def _quiet_hooks(processor: Any) -> bool:
@@ -100,6 +105,12 @@ class LiveSpans:
             self._metrics = None if type(metrics).__name__ == "NoOpTracerMetrics" else metrics
             self._processor._span_processors  # noqa: B018, SLF001
             self._attribute_limits = (self._limits.max_span_attributes, self._limits.max_span_attribute_length)
+            # What every span of this tracer shares, as class attributes: fewer stores per span.
+            self._class = type("LiveSpan", (LiveSpan,), {
+                "_instrumentation_scope": self._scope, "_instrumentation_info": self._info,
+                "_limits": self._limits, "_attribute_limits": self._attribute_limits, "_spans": self,
+                "_span_processor": self._processor, "__module__": __name__, "__slots__": (),
+            })
         except Exception:
             usable = False
         self.usable = usable
@@ -118,8 +129,10 @@ class LiveSpans:
     def start(self, name: str, context: Any = None, kind: SpanKind = SpanKind.INTERNAL,
               attributes: Mapping[str, Any] | None = None, start_time: int | None = None) -> trace_api.Span:
         tracer = self.tracer
-        if not self.fast():
-            return tracer.start_span(name, context, kind, attributes, start_time=start_time)
+        if (not self.usable or self._processor._span_processors is not self._checked  # noqa: SLF001
+                or not tracer._tracer_config.is_enabled):  # noqa: SLF001
+            if not self.fast():
+                return tracer.start_span(name, context, kind, attributes, start_time=start_time)
         parent = _get_current_span(context).get_span_context()
         if type(parent) is not SpanContext:  # the SDK raises for some; let it
             return tracer.start_span(name, context, kind, attributes, start_time=start_time)
@@ -136,35 +149,40 @@ class LiveSpans:
             self._sampler, self._builtin = sampler, _builtin(sampler)
         decision = _decide(sampler, parent, trace_id) if self._builtin else None
         if decision is not None:  # what the SDK's own sampler returns, without the result objects
-            trace_state = parent.trace_state if parent is not None else None
-            initial = attributes if decision is not _DROP else None
+            if decision is _DROP:
+                sampled = recording = False
+            else:
+                sampled = recording = True  # built-in samplers: DROP or RECORD_AND_SAMPLE
+            trace_state = parent.trace_state if parent is not None else _DEFAULT_TRACE_STATE
+            initial = attributes
         else:
             result = sampler.should_sample(context, trace_id, name, kind, attributes, ())
             decision, trace_state, initial = result.decision, result.trace_state, result.attributes
-        if decision.is_sampled():
+            sampled, recording = decision.is_sampled(), decision.is_recording()
+            if trace_state is None:
+                trace_state = _DEFAULT_TRACE_STATE
+        if sampled:
             flags = _SAMPLED_RANDOM if random else _SAMPLED
         else:
             flags = _NOT_SAMPLED_RANDOM if random else _NOT_SAMPLED
-        span_context = SpanContext(trace_id, ids.generate_span_id(), False, flags, trace_state)
+        span_id = ids.generate_span_id()
+        # SpanContext(trace_id, span_id, False, flags, trace_state), built as its __new__ does
+        span_context = _new_tuple(SpanContext, (trace_id, span_id, False, flags, trace_state,
+                                                0 < trace_id <= _MAX_TRACE_ID and 0 < span_id <= _MAX_SPAN_ID))
         end_metrics = self._metrics.start_span(parent, decision) if self._metrics is not None else None
-        if not decision.is_recording():
+        if not recording:
             return NonRecordingSpan(span_context)
-        span = LiveSpan.__new__(LiveSpan)
+        span = _new_object(self._class)
         span._name = name
         span._context = span_context
         span._kind = kind
         span._parent = parent
         span._start_time = start_time if start_time is not None else time_ns()
+        span._end_time = None
+        span._status = _UNSET
         span._resource = tracer.resource
-        span._instrumentation_scope = self._scope
-        span._instrumentation_info = self._info
-        span._limits = self._limits
-        span._attribute_limits = self._attribute_limits
-        span._spans = self
-        span._span_processor = self._processor
         span._record_end_metrics = end_metrics
         span._lock = threading.Lock()
-        span._dropped_attributes = 0
         if initial:
             span._attributes = _plain_copy(initial, self._attribute_limits)
             if span._attributes is None:
@@ -229,13 +247,15 @@ def _decide(sampler: Any, parent: SpanContext | None, trace_id: int) -> Any:
 class LiveSpan(sdk_trace.Span):
     """An SDK ``Span`` whose state is plain containers; made by ``LiveSpans.start`` only."""
 
-    # Defaults shared by every instance until a span needs its own (most never get events or links).
+    # Stored in slots, not in an instance dict; plus defaults shared by every instance until a
+    # span needs its own (most never get events or links, nothing dropped).
+    __slots__ = ("_name", "_context", "_kind", "_parent", "_start_time", "_end_time", "_status", "_resource",
+                 "_record_end_metrics", "_lock", "_attributes")
     _events: Any = ()
     _links: Any = ()
+    _dropped_attributes = 0
     _dropped_events = 0
     _dropped_links = 0
-    _end_time = None
-    _status = _UNSET
     _sampler = None
     _trace_config = None
     _record_exception = True
@@ -283,8 +303,21 @@ class LiveSpan(sdk_trace.Span):
                 cleaned = _clean_attribute_value(attributes, max_value_len)
                 self._dropped_attributes += len(attributes) - len(cleaned)
                 break
-        for key, value in cleaned.items():
-            self._put(key, value, maxlen)
+        mine = self._attributes
+        for key, value in cleaned.items():  # _put, inline
+            if key in mine:
+                del mine[key]
+            elif maxlen is not None and len(mine) >= maxlen:
+                self._put(key, value, maxlen)
+                continue
+            mine[key] = value
+
+    def update_name(self, name: str) -> None:  # the SDK's, without its decorator's extra call
+        with self._lock:
+            if self._end_time is None:
+                self._name = name
+                return
+        _sdk_log.warning("Tried calling %s on an ended span.", "update_name")
 
     def _put(self, key: str, value: Any, maxlen: int | None) -> None:
         attributes = self._attributes
