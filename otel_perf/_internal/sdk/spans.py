@@ -312,6 +312,9 @@ class LiveSpan(sdk_trace.Span):
                 continue
             mine[key] = value
 
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
     def update_name(self, name: str) -> None:  # the SDK's, without its decorator's extra call
         with self._lock:
             if self._end_time is None:

@@ -285,6 +285,11 @@ def _finish(ins: Instruments, request: Request, status: int | None, error: BaseE
     # Slow and failed requests are recorded at once, as exemplars of their trace; the rest wait.
     exemplar = error_type is not None or duration > ins.slow
     ins.duration.record(duration, attributes, trace.set_span_in_context(span) if exemplar else None)
+    if ins.profiler is not None:  # first, as it always was: its event precedes the integrations'
+        try:
+            ins.profiler.end(request)
+        except Exception:
+            _warn_once("the profiler failed at the end of a request")
     for callback in request.on_end:
         try:
             callback(request)
