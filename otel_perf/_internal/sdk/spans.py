@@ -15,7 +15,8 @@ many generated attribute sets, operations, limits, samplers and parents, down to
 - the sampler's decision: ``should_sample`` is called with the same arguments (parent context,
   trace id, name, kind, attributes, links); its attributes are the span's initial attributes and
   its ``trace_state`` goes into the span context; a non-recording decision gives the SDK's
-  ``NonRecordingSpan``;
+  ``NonRecordingSpan``. The SDK's own samplers (AlwaysOn/Off, TraceIdRatioBased and ParentBased
+  over those, exact types) are decided in place as their code decides, without the result objects;
 - ids from the tracer's id generator; the parent (the span in the given context, or the current
   one), remote or local, and the random-trace-id flag as the SDK derives it;
 - span limits (``SpanLimits``, ``OTEL_SPAN_*``/``OTEL_ATTRIBUTE_*``): attribute count (oldest
@@ -38,7 +39,8 @@ internals are not the ones this module knows, every span goes through ``Tracer.s
 exactly as before. Processors added while a fast span is open see its ``_on_ending``, not its
 ``on_start``. The SDK serialises changes to a span with a lock per span; a ``LiveSpan`` keeps the
 lock for ``end`` and the calls that check it, not for setting attributes: attributes set from
-several threads at once while the span is full may count a dropped attribute differently.
+several threads at once while the span is full may count a dropped attribute differently. Code
+reaching into the SDK span's private fields finds plain containers (``_attributes`` is a dict).
 """
 
 from __future__ import annotations
