@@ -356,3 +356,56 @@ def test_user_code_and_child_spans_reach_the_server_span(telemetry, enriching):
     assert [e.name for e in server.events if e.name != "otel_perf.profile"] == ["app.checkpoint", "exception"]
     assert server.events[1].attributes["exception.type"] == "ValueError"
     assert server.start_time <= spans["child"].start_time <= spans["child"].end_time <= server.end_time
+
+
+class _QuietOnStart:
+    """Does nothing, but overrides on_start: the middleware must then take the SDK's own path."""
+
+    def on_start(self, span, parent_context=None):
+        pass
+
+    def _on_ending(self, span):
+        pass
+
+    def on_end(self, span):
+        pass
+
+    def shutdown(self):
+        pass
+
+    def force_flush(self, timeout_millis=30000):
+        return True
+
+
+def _server_span_values(span):
+    return (
+        span.name, span.kind, span.context.trace_flags, span.context.trace_state, span.context.is_remote,
+        span.parent.span_id if span.parent else None, span.parent.is_remote if span.parent else None,
+        list(span.attributes.items()), span.dropped_attributes,
+        [(e.name, sorted((k, v) for k, v in e.attributes.items() if k != "exception.stacktrace"))
+         for e in span.events if e.name != "otel_perf.profile"],
+        span.dropped_events, span.status.status_code, span.status.description, span.resource,
+        span.instrumentation_scope, span.start_time <= span.end_time,
+    )
+
+
+@pytest.mark.parametrize("path,headers", [
+    ("/items/42", {}), ("/nope", {}), ("/unavailable", {}), ("/boom", {}),
+    ("/users/alice/posts/7", {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                              "tracestate": "vendor=v1"}),
+    ("/fast", {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}),
+])
+def test_middleware_span_on_the_fast_path_equals_the_sdk_path(telemetry, path, headers):
+    """The same requests with the fast path and with the SDK's start_span (a processor with an
+    on_start forces it): the exported SERVER spans agree in everything but ids and times."""
+    exported = []
+    for force_sdk in (False, True):
+        t = telemetry()
+        if force_sdk:
+            t.tracer_provider.add_span_processor(_QuietOnStart())
+        get(starlette_app.app, path, headers=headers)
+        assert http.middleware.ACTIVE.spans.fast() is not force_sdk
+        exported.append([_server_span_values(s) for s in server_spans(t)])
+    fast, sdk = exported
+    assert fast == sdk
+    assert len(fast) == (0 if headers.get("traceparent", "").endswith("-00") else 1)
