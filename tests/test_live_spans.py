@@ -371,6 +371,19 @@ def test_a_processor_with_an_on_start_gets_the_sdk_path():
     assert exporter.get_finished_spans()[-1].attributes["enriched"] is True
 
 
+def test_a_hook_set_on_a_processor_instance_gets_the_sdk_path():
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    processor = SimpleSpanProcessor(exporter)
+    started = []
+    processor.on_start = lambda span, parent_context=None: started.append(span)
+    provider.add_span_processor(processor)
+    live = LiveSpans(provider.get_tracer("t"))
+    assert not live.fast()
+    span = live.start("x")
+    assert started == [span] and not isinstance(span, LiveSpan)
+
+
 def test_a_processor_added_while_a_span_is_open_sees_it_ending():
     exporter, enriching = InMemorySpanExporter(), Enriching()
     provider = TracerProvider(shutdown_on_exit=False)

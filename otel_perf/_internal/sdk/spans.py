@@ -81,8 +81,9 @@ _MAX_SPAN_ID = 2**64 - 1
 
 def _quiet_hooks(processor: Any) -> bool:
     cls = type(processor)
-    return (getattr(cls, "on_start", None) in _NOOP_ON_START
-            and getattr(cls, "_on_ending", None) in _NOOP_ON_ENDING)
+    own = getattr(processor, "__dict__", {})  # hooks set on the instance itself count too
+    return (getattr(cls, "on_start", None) in _NOOP_ON_START and "on_start" not in own
+            and getattr(cls, "_on_ending", None) in _NOOP_ON_ENDING and "_on_ending" not in own)
 
 
 class LiveSpans:
