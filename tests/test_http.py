@@ -290,3 +290,122 @@ def test_cancelled_request_is_not_a_server_error(telemetry):
     assert point.attributes["error.type"] == "CancelledError" and "http.response.status_code" not in point.attributes
     (row,) = t.summary.as_dict()["routes"]
     assert (row["route"], row["count"], row["errors"]) == ("/slow", 1, 0)
+
+
+class _Enriching:
+    """A span processor with an on_start: the middleware must hand it the SDK's own span."""
+
+    def __init__(self):
+        self.started = []
+
+    def on_start(self, span, parent_context=None):
+        self.started.append(span)
+        span.set_attribute("enriched", True)
+
+    def _on_ending(self, span):
+        pass
+
+    def on_end(self, span):
+        pass
+
+    def shutdown(self):
+        pass
+
+    def force_flush(self, timeout_millis=30000):
+        return True
+
+
+@pytest.mark.parametrize("enriching", [False, True], ids=["fast path", "processor with on_start"])
+def test_user_code_and_child_spans_reach_the_server_span(telemetry, enriching):
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import Span as SdkSpan
+
+    from otel_perf._internal.sdk.spans import LiveSpan
+
+    t = telemetry()
+    processor = _Enriching()
+    if enriching:
+        t.tracer_provider.add_span_processor(processor)
+    tracer = t.tracer_provider.get_tracer("app")
+    seen = []
+
+    async def app(scope, receive, send):
+        current = trace.get_current_span()
+        seen.append(current)
+        current.set_attribute("app.user", "u-1")
+        current.set_attributes({"app.tier": "gold", "app.items": [1, 2]})
+        current.add_event("app.checkpoint", {"step": 1})
+        current.record_exception(ValueError("handled"))
+        with tracer.start_as_current_span("child") as child:
+            child.set_attribute("inner", True)
+            with tracer.start_as_current_span("grandchild"):
+                pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    assert get(OtelPerfMiddleware(app), "/x").status_code == 200
+    (server,) = server_spans(t)
+    spans = {s.name: s for s in t.spans()}
+    assert isinstance(seen[0], SdkSpan) and isinstance(seen[0], LiveSpan) is not enriching
+    assert processor.started[:1] == ([seen[0]] if enriching else [])  # then the children
+    assert spans["child"].parent.span_id == server.context.span_id
+    assert spans["child"].context.trace_id == server.context.trace_id
+    assert spans["grandchild"].parent.span_id == spans["child"].context.span_id
+    assert server.attributes["app.user"] == "u-1" and server.attributes["app.items"] == (1, 2)
+    assert server.attributes.get("enriched") is (True if enriching else None)
+    assert [e.name for e in server.events if e.name != "otel_perf.profile"] == ["app.checkpoint", "exception"]
+    assert server.events[1].attributes["exception.type"] == "ValueError"
+    assert server.start_time <= spans["child"].start_time <= spans["child"].end_time <= server.end_time
+
+
+class _QuietOnStart:
+    """Does nothing, but overrides on_start: the middleware must then take the SDK's own path."""
+
+    def on_start(self, span, parent_context=None):
+        pass
+
+    def _on_ending(self, span):
+        pass
+
+    def on_end(self, span):
+        pass
+
+    def shutdown(self):
+        pass
+
+    def force_flush(self, timeout_millis=30000):
+        return True
+
+
+def _server_span_values(span):
+    return (
+        span.name, span.kind, span.context.trace_flags, span.context.trace_state, span.context.is_remote,
+        span.parent.span_id if span.parent else None, span.parent.is_remote if span.parent else None,
+        list(span.attributes.items()), span.dropped_attributes,
+        [(e.name, sorted((k, v) for k, v in e.attributes.items() if k != "exception.stacktrace"))
+         for e in span.events if e.name != "otel_perf.profile"],
+        span.dropped_events, span.status.status_code, span.status.description, span.resource,
+        span.instrumentation_scope, span.start_time <= span.end_time,
+    )
+
+
+@pytest.mark.parametrize("path,headers", [
+    ("/items/42", {}), ("/nope", {}), ("/unavailable", {}), ("/boom", {}),
+    ("/users/alice/posts/7", {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                              "tracestate": "vendor=v1"}),
+    ("/fast", {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}),
+])
+def test_middleware_span_on_the_fast_path_equals_the_sdk_path(telemetry, path, headers):
+    """The same requests with the fast path and with the SDK's start_span (a processor with an
+    on_start forces it): the exported SERVER spans agree in everything but ids and times."""
+    exported = []
+    for force_sdk in (False, True):
+        t = telemetry()
+        if force_sdk:
+            t.tracer_provider.add_span_processor(_QuietOnStart())
+        get(starlette_app.app, path, headers=headers)
+        assert http.middleware.ACTIVE.spans.fast() is not force_sdk
+        exported.append([_server_span_values(s) for s in server_spans(t)])
+    fast, sdk = exported
+    assert fast == sdk
+    assert len(fast) == (0 if headers.get("traceparent", "").endswith("-00") else 1)

@@ -1,6 +1,6 @@
 """Where a slow request's time went: stack samples taken only while a request is slow.
 
-The request path pays for a dict insert and an ``on_end`` callback (about a microsecond); no timer,
+The request path pays for a dict insert and a call at its end (about a microsecond); no timer,
 no signal, no tracing hook. It records the middleware's own frame; the sampler finds the request's
 asyncio task from it only when the request is slow. One daemon thread sleeps while nothing is in flight; while requests
 are in flight it wakes when the oldest could become slow, and samples only the requests that
@@ -35,6 +35,8 @@ from time import perf_counter, sleep, thread_time
 from typing import Any
 
 log = logging.getLogger("otel_perf")
+_get_ident = threading.get_ident
+_getframe = sys._getframe
 
 START_FRACTION = 0.5  # start sampling at half the threshold: the slow part is usually already running
 MAX_PROFILED = 8  # requests sampled at once
@@ -71,7 +73,6 @@ class Watch:
         self.frame = frame  # the middleware's frame: on the thread's stack while the request runs there
         self.task: Any = None  # its asyncio task, looked up by the sampler
         self.request = request
-        self.request = request
         self.samples: Counter[str] | None = None  # created by the first sample: most requests never get one
         self.waiting = 0
         self.count = 0
@@ -93,8 +94,9 @@ class Profiler:
     # -- the request path ---------------------------------------------------------------------
 
     def begin(self, request: Any, start: float) -> None:
-        self.inflight[id(request)] = Watch(start, threading.get_ident(), sys._getframe(1), request)
-        request.on_end.append(self.end)
+        """Watch ``request`` from ``start`` (a perf_counter reading); the caller calls ``end`` with it
+        when it ends, before the span ends."""
+        self.inflight[id(request)] = Watch(start, _get_ident(), _getframe(1), request)
         if self._idle:
             self._idle = False
             if self._thread is None:

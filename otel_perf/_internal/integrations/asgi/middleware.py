@@ -24,6 +24,7 @@ from otel_perf._internal import VERSION, catalogue
 from otel_perf._internal.context import REQUEST, Request
 from otel_perf._internal.scrub import exception_attributes
 from otel_perf._internal.sdk.deferred import DeferredHistogram
+from otel_perf._internal.sdk.spans import LiveSpans
 
 log = logging.getLogger("otel_perf")
 
@@ -46,6 +47,7 @@ class _HeaderGetter(Getter):
 
 
 _GETTER = _HeaderGetter()
+_SERVER_TIMING = b'traceparent;desc="00-%032x-%016x-%02x"'
 
 
 def _propagation_headers() -> frozenset[bytes]:
@@ -59,7 +61,29 @@ def _propagation_headers() -> frozenset[bytes]:
 
 
 # Disconnected or cancelled: the client went away, not a server error (no 5xx, no error rate).
+_ERROR = Status(StatusCode.ERROR)
 _GONE = ("CancelledError", "ClientDisconnect", "ClientDisconnected", "ConnectionResetError", "BrokenPipeError")
+
+
+class Series:
+    """What requests of one method, scheme, status, route and error type share: the duration's
+    attributes, the attributes the span gets at its end (method and scheme it has from its start)
+    and the span's name."""
+
+    __slots__ = ("attributes", "span_attributes", "name")
+
+    def __init__(self, key: tuple[str, str], status: int | None, route: str | None, error_type: str | None):
+        method, scheme = key
+        self.attributes: dict[str, Any] = {"http.request.method": method, "url.scheme": scheme}
+        self.span_attributes: dict[str, Any] = {}
+        if status is not None:
+            self.span_attributes["http.response.status_code"] = status
+        if route is not None:
+            self.span_attributes["http.route"] = route
+        if error_type is not None:
+            self.span_attributes["error.type"] = error_type
+        self.attributes.update(self.span_attributes)
+        self.name = f"{method} {route}" if route is not None else None
 
 
 class Instruments:
@@ -68,12 +92,13 @@ class Instruments:
     def __init__(self, telemetry: Any):
         settings = telemetry.settings
         self.tracer = telemetry.tracer_provider.get_tracer("otel_perf.http", VERSION)
+        self.spans = LiveSpans(self.tracer)  # the SDK's span semantics without its per-span cost
         self.propagation = _propagation_headers()
         meter = telemetry.meter_provider.get_meter("otel_perf.http", VERSION)
         self.duration = DeferredHistogram(meter, catalogue.HTTP_SERVER_DURATION, settings.slo.http_buckets)
         self.slow = settings.slo.http_latency
         self.active: dict[tuple[str, str], int] = {}
-        self._series: dict[tuple, dict[str, Any]] = {}
+        self._series: dict[tuple, Series] = {}
         meter.create_observable_up_down_counter(
             catalogue.HTTP_SERVER_ACTIVE.name,
             callbacks=[self._observe_active],
@@ -94,24 +119,16 @@ class Instruments:
             self.rum = RUM(telemetry)
             self.rum_root = self.rum.prefix + "/"  # "/_otel/..." but not "/_otelfoo"
 
-    def attributes(self, key: tuple[str, str], status: int | None, route: str | None,
-                   error_type: str | None) -> dict[str, Any]:
-        """One shared dict per series: no dict built per request, and the deferred histogram
-        groups queued values by it."""
-        series = (key, status, route, error_type)
-        attributes = self._series.get(series)
-        if attributes is None:
-            attributes = {"http.request.method": key[0], "url.scheme": key[1]}
-            if status is not None:
-                attributes["http.response.status_code"] = status
-            if route is not None:
-                attributes["http.route"] = route
-            if error_type is not None:
-                attributes["error.type"] = error_type
+    def series(self, key: tuple[str, str], status: int | None, route: str | None, error_type: str | None) -> Series:
+        """One shared ``Series`` per combination: no dict built per request, and the deferred
+        histogram groups queued values by its attributes dict."""
+        lookup = (key, status, route, error_type)
+        series = self._series.get(lookup)
+        if series is None:
             if len(self._series) >= 10_000:  # bounded: route templates and codes are, exception types may not be
                 self._series.clear()
-            self._series[series] = attributes
-        return attributes
+            series = self._series[lookup] = Series(key, status, route, error_type)
+        return series
 
     def _observe_active(self, options: CallbackOptions) -> list[Observation]:
         return [
@@ -150,8 +167,12 @@ async def _handle(ins: Instruments, app: Any, scope: dict, receive: Callable, se
         headers = scope["headers"]
         # Most requests carry no trace context: skip the propagators unless one of their headers is there.
         propagation = ins.propagation
-        parent = propagate.extract(headers, getter=_GETTER) if any(k in propagation for k, _ in headers) else None
-        span = ins.tracer.start_span(
+        parent = None
+        for name, _ in headers:
+            if name in propagation:
+                parent = propagate.extract(headers, getter=_GETTER)
+                break
+        span = ins.spans.start(
             method, parent, SpanKind.SERVER, {"http.request.method": method, "url.path": scope["path"], "url.scheme": scheme}
         )
         request = Request(span, method)
@@ -189,8 +210,8 @@ async def _handle(ins: Instruments, app: Any, scope: dict, receive: Callable, se
                 status = message["status"]
                 if ins.server_timing:
                     ctx = span.get_span_context()
-                    value = f'traceparent;desc="00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"'
-                    message = {**message, "headers": [*message.get("headers", ()), (b"server-timing", value.encode())]}
+                    value = _SERVER_TIMING % (ctx.trace_id, ctx.span_id, ctx.trace_flags)
+                    message = {**message, "headers": [*message.get("headers", ()), (b"server-timing", value)]}
             except Exception:
                 _warn_once("could not annotate the response")
             await send(message)
@@ -243,8 +264,6 @@ def _finish(ins: Instruments, request: Request, status: int | None, error: BaseE
     ins.active[key] -= 1
     span = request.span
     route = request.route
-    if route is not None:
-        span.update_name(f"{key[0]} {route}")
     error_type = None
     if error is not None and not isinstance(error, GeneratorExit):
         error_type = type(error).__qualname__
@@ -256,13 +275,21 @@ def _finish(ins: Instruments, request: Request, status: int | None, error: BaseE
         error_type = str(status)
     elif status is None:  # the app returned without a response: the server answers 500
         error_type = "_OTHER"
+    series = ins.series(key, status, route, error_type)
+    if series.name is not None:
+        span.update_name(series.name)
     if error_type is not None:
-        span.set_status(Status(StatusCode.ERROR))
-    attributes = ins.attributes(key, status, route, error_type)
-    span.set_attributes(attributes)  # one lock round-trip; method/scheme are already set
+        span.set_status(_ERROR)
+    span.set_attributes(series.span_attributes)  # method and scheme are set at the start
+    attributes = series.attributes
     # Slow and failed requests are recorded at once, as exemplars of their trace; the rest wait.
     exemplar = error_type is not None or duration > ins.slow
     ins.duration.record(duration, attributes, trace.set_span_in_context(span) if exemplar else None)
+    if ins.profiler is not None:  # first, as it always was: its event precedes the integrations'
+        try:
+            ins.profiler.end(request)
+        except Exception:
+            _warn_once("the profiler failed at the end of a request")
     for callback in request.on_end:
         try:
             callback(request)
