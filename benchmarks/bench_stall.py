@@ -48,7 +48,7 @@ def _recorder(variant: str):
         from otel_perf._internal.integrations.asgi import middleware
 
         ins = middleware.ACTIVE
-        attrs = [ins.attributes(("GET", "http"), status, route, None) for route, status in series]
+        attrs = [ins.series(("GET", "http"), status, route, None).attributes for route, status in series]
         return lambda value, i: ins.duration.record(value, attrs[i])
     if variant == "vanilla":
         from opentelemetry import metrics
