@@ -320,7 +320,7 @@ def test_user_code_and_child_spans_reach_the_server_span(telemetry, enriching):
     from opentelemetry import trace
     from opentelemetry.sdk.trace import Span as SdkSpan
 
-    from otel_perf._internal.sdk.spans import LiveSpan
+    from otel_perf._internal.sdk.live_spans import LiveSpan
 
     t = telemetry()
     processor = _Enriching()

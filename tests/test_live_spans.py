@@ -34,8 +34,8 @@ from opentelemetry.trace import (
     TraceState,
 )
 
-from otel_perf._internal.sdk import spans as live_spans
-from otel_perf._internal.sdk.spans import LiveSpan, LiveSpans
+from otel_perf._internal.sdk import live_spans as live_spans
+from otel_perf._internal.sdk.live_spans import LiveSpan, LiveSpans
 
 # -- twin providers -------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from opentelemetry.trace import (
 
 from otel_perf._internal.sdk import fast_otlp as otlp
 from otel_perf._internal.sdk.finished_spans import FinishedSpans
-from otel_perf._internal.sdk.spans import LiveSpans
+from otel_perf._internal.sdk.live_spans import LiveSpans
 
 
 def make_spans():

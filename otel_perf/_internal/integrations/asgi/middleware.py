@@ -24,7 +24,7 @@ from otel_perf._internal import VERSION, catalogue
 from otel_perf._internal.context import REQUEST, Request
 from otel_perf._internal.scrub import exception_attributes
 from otel_perf._internal.sdk.deferred import DeferredHistogram
-from otel_perf._internal.sdk.spans import LiveSpans
+from otel_perf._internal.sdk.live_spans import LiveSpans
 
 log = logging.getLogger("otel_perf")
 
