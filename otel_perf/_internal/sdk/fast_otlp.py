@@ -26,7 +26,7 @@ Configuration, transport, retries, headers, compression and TLS are the upstream
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
@@ -45,7 +45,6 @@ _KIND_FIELD = {kind: b"\x30" + bytes([value]) for kind, value in _KIND.items()}
 _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
 _FLAGS_LOCAL = b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE)  # Span.flags (16, fixed32)
 _FLAGS_REMOTE = b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE | _IS_REMOTE)
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _CACHE_LIMIT = 8192  # entries
 _CACHE_BYTES = 1 << 20  # and bytes: the cache is cleared when its encodings reach 1 MiB
 _CACHED_LEN = 128  # longer strings are encoded every time: repeated values are short (routes, codes)
@@ -57,65 +56,18 @@ _UNCACHED_KEYS = frozenset({
 # Exact value types whose encodings may be cached (floats are not: 0.0 and -0.0 are equal keys).
 _CACHEABLE = frozenset({str, int, bool})
 _pack_q = struct.Struct("<Q").pack
-_pack_d = struct.Struct("<d").pack
 _pack_i = struct.Struct("<I").pack
 _pack_ids = struct.Struct(">HQQHQ").pack  # trace_id (1) and span_id (2), tags included
 _pack_parent = struct.Struct(">HQ").pack  # parent_span_id (4)
 _pack_times = struct.Struct("<BQBQ").pack  # start (7) and end (8) time, fixed64
 _MASK64 = (1 << 64) - 1
-_SMALL = [bytes([n]) for n in range(0x80)]
 _NOTHING = object()
 _PLAIN_TYPES = (ReadableSpan, FinishedSpan)  # exactly these: a subclass may override a property
 
 
-class _Unsupported(Exception):
-    """A value the fast path leaves to the upstream encoder."""
-
-
-def _varint(n: int) -> bytes:
-    if 0 <= n < 0x80:
-        return _SMALL[n]
-    if n < 0:
-        n += 1 << 64
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _ld(number: int, payload: bytes) -> bytes:
-    """A length-delimited field."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _any_value(value: Any) -> bytes:
-    """An ``AnyValue`` message body, decided in the upstream encoder's order of type checks."""
-    if value is None:
-        return b""
-    if isinstance(value, bool):
-        return b"\x10\x01" if value else b"\x10\x00"
-    if isinstance(value, str):
-        return _ld(1, value.encode("utf-8"))
-    if isinstance(value, int):
-        if not _INT64_MIN <= value <= _INT64_MAX:
-            raise _Unsupported("int64 overflow")  # upstream logs it and leaves the attribute out
-        return b"\x18" + _varint(value)
-    if isinstance(value, float):
-        return b"\x21" + _pack_d(value)
-    if isinstance(value, bytes):
-        return _ld(7, value)
-    if isinstance(value, Sequence):
-        return _ld(5, b"".join([_ld(1, _any_value(v)) for v in value]))
-    if isinstance(value, Mapping):
-        return _ld(6, b"".join([_ld(1, _key_value(str(k), v)) for k, v in value.items()]))
-    raise _Unsupported(type(value))
-
-
-def _key_value(key: str, value: Any) -> bytes:
-    """A ``KeyValue`` message body."""
-    return (_ld(1, key.encode("utf-8")) if key else b"") + _ld(2, _any_value(value))
+# The wire primitives are otlp_wire's; whatever they refuse (an int beyond 64 bits, a type
+# upstream does not know) sends the span to the upstream encoder, which logs it its own way.
+_varint, _ld, _key_value = otlp_wire.varint, otlp_wire.field, otlp_wire.key_value
 
 
 def _attributes(number: int, attributes: Any) -> bytes:
@@ -228,7 +180,7 @@ def _span(span: Any) -> bytes:
 def _encoded_span(span: Any) -> bytes:
     try:
         return _span(span)
-    except Exception:  # _Unsupported, or what the upstream encoder reports in its own way
+    except Exception:  # a value otlp_wire refuses: the upstream encoder reports it in its own way
         from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _encode_span
 
         return _encode_span(span).SerializeToString()  # loads protobuf: only for such spans
