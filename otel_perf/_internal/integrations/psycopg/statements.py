@@ -190,12 +190,7 @@ class Recorder:
                 # the common case: an ordinary statement, its span prepared, its series known
                 self.spans.emit_template(stmt.template, start, end)
                 self.duration.record(duration, stmt.metric_attrs)
-                if self.request_var is not None:
-                    request = self.request_var.get()
-                    if request is not None:
-                        self._count(request, stmt)
-                if self.summary is not None:
-                    self.summary.query(stmt.shape.key, duration, threshold)
+                self._tally(stmt, duration, threshold)
                 return
             if query_class is not None:
                 threshold = query_class.threshold or self.slo.slow_threshold(stmt.text_for_class, query_class.name)
@@ -233,13 +228,7 @@ class Recorder:
                 metric_attrs = stmt.failed_attrs(metric_attrs, attrs["error.type"])
             context = trace.set_span_in_context(exemplar) if slow and exemplar is not None else None
             self.duration.record(duration, metric_attrs, context)
-
-            if self.request_var is not None:
-                request = self.request_var.get()
-                if request is not None:
-                    self._count(request, stmt)
-            if self.summary is not None:
-                self.summary.query(stmt.shape.key, duration, threshold)
+            self._tally(stmt, duration, threshold)
             if slow and error is None and self.plans is not None:
                 self.plans.submit(stmt.shape, query, has_params, cursor)
         except Exception:
@@ -252,6 +241,15 @@ class Recorder:
         return self.tracer.start_span("db", None, SpanKind.CLIENT, start_time=start)
 
     # -- N+1 ----------------------------------------------------------------------------------
+
+    def _tally(self, stmt: Statement, duration: float, threshold: float) -> None:
+        """The statement in its request's N+1 bookkeeping and in the local summary."""
+        if self.request_var is not None:
+            request = self.request_var.get()
+            if request is not None:
+                self._count(request, stmt)
+        if self.summary is not None:
+            self.summary.query(stmt.shape.key, duration, threshold)
 
     def _count(self, request: Any, stmt: Statement) -> None:
         counts = request.db
