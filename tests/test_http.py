@@ -292,15 +292,11 @@ def test_cancelled_request_is_not_a_server_error(telemetry):
     assert (row["route"], row["count"], row["errors"]) == ("/slow", 1, 0)
 
 
-class _Enriching:
-    """A span processor with an on_start: the middleware must hand it the SDK's own span."""
-
-    def __init__(self):
-        self.started = []
+class _QuietOnStart:
+    """Does nothing, but overrides on_start: the middleware must then take the SDK's own path."""
 
     def on_start(self, span, parent_context=None):
-        self.started.append(span)
-        span.set_attribute("enriched", True)
+        pass
 
     def _on_ending(self, span):
         pass
@@ -313,6 +309,17 @@ class _Enriching:
 
     def force_flush(self, timeout_millis=30000):
         return True
+
+
+class _Enriching(_QuietOnStart):
+    """A span processor with an on_start: the middleware must hand it the SDK's own span."""
+
+    def __init__(self):
+        self.started = []
+
+    def on_start(self, span, parent_context=None):
+        self.started.append(span)
+        span.set_attribute("enriched", True)
 
 
 @pytest.mark.parametrize("enriching", [False, True], ids=["fast path", "processor with on_start"])
@@ -356,25 +363,6 @@ def test_user_code_and_child_spans_reach_the_server_span(telemetry, enriching):
     assert [e.name for e in server.events if e.name != "otel_perf.profile"] == ["app.checkpoint", "exception"]
     assert server.events[1].attributes["exception.type"] == "ValueError"
     assert server.start_time <= spans["child"].start_time <= spans["child"].end_time <= server.end_time
-
-
-class _QuietOnStart:
-    """Does nothing, but overrides on_start: the middleware must then take the SDK's own path."""
-
-    def on_start(self, span, parent_context=None):
-        pass
-
-    def _on_ending(self, span):
-        pass
-
-    def on_end(self, span):
-        pass
-
-    def shutdown(self):
-        pass
-
-    def force_flush(self, timeout_millis=30000):
-        return True
 
 
 def _server_span_values(span):
