@@ -288,19 +288,9 @@ def encode(spans: Sequence[Any]) -> bytes:
                         pass
         encoded = _encoded_span(span)
         out += (b"\x12", _varint(len(encoded)), encoded)
-    body = []
-    for resource, scopes in groups:
-        resource_body = [_ld(1, _cached(resource, otlp_wire.resource))]
-        for scope, parts in scopes:
-            scope_body = _ld(1, _cached(scope, otlp_wire.scope) if scope is not None else b"")
-            scope_body += b"".join(parts)
-            if scope is not None and scope.schema_url:
-                scope_body += _ld(3, scope.schema_url.encode("utf-8"))
-            resource_body.append(_ld(2, scope_body))
-        if resource.schema_url:
-            resource_body.append(_ld(3, resource.schema_url.encode("utf-8")))
-        body.append(_ld(1, b"".join(resource_body)))
-    return b"".join(body)
+    return otlp_wire.request([(resource, [(scope, b"".join(parts)) for scope, parts in scopes])
+                              for resource, scopes in groups],
+                             lambda r: _cached(r, otlp_wire.resource), lambda s: _cached(s, otlp_wire.scope))
 
 
 def _group(groups: list[list[Any]], resource: Any, scope: Any) -> list[bytes]:

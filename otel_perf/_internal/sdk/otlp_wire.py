@@ -152,12 +152,21 @@ def encode_metrics(data: Any) -> bytes:
                 elif metric.data.data_points:
                     body += encode(metric.data)
                 encoded.append(body)
+    return request([(sdk_resource, [(sdk_scope, b"".join([field(2, m) for m in metrics]))
+                                    for sdk_scope, metrics in scopes.values()])
+                    for sdk_resource, scopes in grouped.items()], resource, scope)
+
+
+def request(groups: Any, encode_resource: Any = resource, encode_scope: Any = scope) -> bytes:
+    """An export request's body from ``[(resource, [(scope, items), ...]), ...]``: each item
+    already framed as field 2 of its scope's message (spans, metrics). Resource{Spans,Metrics}
+    and Scope{Spans,Metrics} share their field numbers: 1 resource/scope, 2 items, 3 schema_url."""
     out = []
-    for sdk_resource, scopes in grouped.items():
-        body = [field(1, resource(sdk_resource))]
-        for sdk_scope, metrics in scopes.values():
-            scope_body = field(1, scope(sdk_scope)) + b"".join([field(2, m) for m in metrics])
-            if sdk_scope.schema_url:
+    for sdk_resource, scopes in groups:
+        body = [field(1, encode_resource(sdk_resource))]
+        for sdk_scope, items in scopes:
+            scope_body = field(1, encode_scope(sdk_scope) if sdk_scope is not None else b"") + items
+            if sdk_scope is not None and sdk_scope.schema_url:
                 scope_body += field(3, sdk_scope.schema_url.encode("utf-8"))
             body.append(field(2, scope_body))
         if sdk_resource.schema_url:
