@@ -85,6 +85,8 @@ SAMPLERS = {
     "tagging": Tagging,
     "parent_tagging": lambda: sampling.ParentBased(Tagging(), remote_parent_sampled=Tagging()),
     "parent_mixed": lambda: sampling.ParentBased(sampling.TraceIdRatioBased(0.7), local_parent_not_sampled=sampling.ALWAYS_ON),
+    "record_off": lambda: sampling.AlwaysRecordSampler(sampling.ALWAYS_OFF),
+    "record_parent_ratio": lambda: sampling.AlwaysRecordSampler(sampling.ParentBased(sampling.TraceIdRatioBased(0.5))),
 }
 RESOURCE = Resource({"service.name": "twin", "service.instance.id": "i-1"})
 

@@ -15,8 +15,9 @@ many generated attribute sets, operations, limits, samplers and parents, down to
 - the sampler's decision: ``should_sample`` is called with the same arguments (parent context,
   trace id, name, kind, attributes, links); its attributes are the span's initial attributes and
   its ``trace_state`` goes into the span context; a non-recording decision gives the SDK's
-  ``NonRecordingSpan``. The SDK's own samplers (AlwaysOn/Off, TraceIdRatioBased and ParentBased
-  over those, exact types) are decided in place as their code decides, without the result objects;
+  ``NonRecordingSpan``. The SDK's own samplers (AlwaysOn/Off, TraceIdRatioBased, AlwaysRecord
+  and ParentBased over those, exact types) are decided in place as their code decides, without
+  the result objects (``finished_spans.decider``, shared with the database spans);
 - ids from the tracer's id generator; the parent (the span in the given context, or the current
   one), remote or local, and the random-trace-id flag as the SDK derives it;
 - span limits (``SpanLimits``, ``OTEL_SPAN_*``/``OTEL_ATTRIBUTE_*``): attribute count (oldest
@@ -59,6 +60,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 
+from otel_perf._internal.sdk.finished_spans import decider  # the SDK's own samplers, decided in place
+
 _attributes_log = logging.getLogger("opentelemetry.attributes")  # the SDK's own loggers: same messages
 _sdk_log = logging.getLogger("opentelemetry.sdk.trace")
 _UNSET = Status(StatusCode.UNSET)
@@ -98,7 +101,7 @@ class LiveSpans:
                       and type(tracer.span_processor) is sdk_trace.SynchronousMultiSpanProcessor)
             self._processor = tracer.span_processor
             self._sampler = tracer.sampler
-            self._builtin = _builtin(self._sampler)
+            self._decide = decider(self._sampler)
             tracer.id_generator  # noqa: B018
             self._limits = tracer._span_limits  # noqa: SLF001
             self._scope = tracer._instrumentation_scope  # noqa: SLF001
@@ -149,15 +152,13 @@ class LiveSpans:
             random = ids.is_trace_id_random()
         sampler = tracer.sampler
         if sampler is not self._sampler:
-            self._sampler, self._builtin = sampler, _builtin(sampler)
-        decision = _decide(sampler, parent, trace_id) if self._builtin else None
-        if decision is not None:  # what the SDK's own sampler returns, without the result objects
-            if decision is _DROP:
-                sampled = recording = False
-            else:
-                sampled = recording = True  # built-in samplers: DROP or RECORD_AND_SAMPLE
+            self._sampler, self._decide = sampler, decider(sampler)
+        decided = self._decide(parent, trace_id) if self._decide is not None else None
+        if decided is not None:  # what the SDK's own sampler returns, without the result objects
+            decision, kept = decided
+            sampled, recording = decision is _RECORD_AND_SAMPLE, decision is not _DROP
             trace_state = parent.trace_state if parent is not None else _DEFAULT_TRACE_STATE
-            initial = attributes
+            initial = attributes if kept else None
         else:
             result = sampler.should_sample(context, trace_id, name, kind, attributes, ())
             decision, trace_state, initial = result.decision, result.trace_state, result.attributes
@@ -209,42 +210,8 @@ def _plain_copy(attributes: Mapping[str, Any], limits: tuple) -> dict | None:
     return dict(attributes)
 
 
-def _builtin(sampler: Any) -> bool:
-    """Whether ``sampler`` is one of the SDK's own (AlwaysOn/Off, TraceIdRatioBased, ParentBased
-    over those), whose decision ``_decide`` computes as they do."""
-    try:
-        if type(sampler) is sampling.ParentBased:
-            return all(type(getattr(sampler, delegate)) in (sampling.StaticSampler, sampling.TraceIdRatioBased)
-                       for delegate in _DELEGATES)
-        return type(sampler) in (sampling.StaticSampler, sampling.TraceIdRatioBased)
-    except Exception:
-        return False
-
-
-_DELEGATES = ("_root", "_remote_parent_sampled", "_remote_parent_not_sampled", "_local_parent_sampled",
-              "_local_parent_not_sampled")
 _DROP = sampling.Decision.DROP
 _RECORD_AND_SAMPLE = sampling.Decision.RECORD_AND_SAMPLE
-_RATIO_MASK = sampling.TraceIdRatioBased.TRACE_ID_LIMIT
-
-
-def _decide(sampler: Any, parent: SpanContext | None, trace_id: int) -> Any:
-    """The decision of a built-in sampler (see ``_builtin``), or None for any other."""
-    if type(sampler) is sampling.ParentBased:  # its choice of delegate, as in ParentBased.should_sample
-        if parent is None:
-            sampler = sampler._root  # noqa: SLF001
-        elif parent.is_remote:
-            sampler = (sampler._remote_parent_sampled if parent.trace_flags.sampled  # noqa: SLF001
-                       else sampler._remote_parent_not_sampled)  # noqa: SLF001
-        else:
-            sampler = (sampler._local_parent_sampled if parent.trace_flags.sampled  # noqa: SLF001
-                       else sampler._local_parent_not_sampled)  # noqa: SLF001
-    kind = type(sampler)
-    if kind is sampling.StaticSampler:
-        return sampler._decision  # noqa: SLF001
-    if kind is sampling.TraceIdRatioBased:
-        return _RECORD_AND_SAMPLE if trace_id & _RATIO_MASK < sampler.bound else _DROP
-    return None
 
 
 class LiveSpan(sdk_trace.Span):
